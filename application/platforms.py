@@ -1,0 +1,106 @@
+"""The port every platform adapter implements, and its typed error taxonomy.
+
+Adapters live in ``interfaces/platforms``; the application only sees these types, so the
+same code drives the real platform or a ``sandbox/`` simulator, chosen by base URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens as a platform issued them. Lives only in memory and in the credential vault."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+    refresh_expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccountProfile:
+    external_id: str
+    username: str
+    display_name: str
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    remote_id: str
+    url: str
+
+
+class PlatformError(Exception):
+    """Base of every failure a platform adapter reports."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class AuthorizationExpired(PlatformError):
+    """The token is expired, revoked or otherwise unusable: the user must reconnect."""
+
+
+class RateLimited(PlatformError):
+    retryable = True
+
+    def __init__(self, message: str, *, reset_at: datetime | None, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.reset_at = reset_at
+
+
+class TransientPlatformError(PlatformError):
+    """5xx, timeouts, connection drops: the outcome of a write may be unknown."""
+
+    retryable = True
+
+
+class ContentRejected(PlatformError):
+    """The platform refused this content for good (too long, duplicate, bad media)."""
+
+
+class QuotaExceeded(PlatformError):
+    """A usage cap that will not reset soon (monthly cap, daily publishing limit)."""
+
+
+class OAuthExchangeFailed(PlatformError):
+    """The authorization code or refresh token was refused by the token endpoint."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    text: bool = True
+    images: bool = False
+    video: bool = False
+    threads: bool = False
+    names: tuple[str, ...] = field(default=())
+
+
+class PlatformAdapter(Protocol):
+    """What Kairos needs from a platform. One implementation per provider."""
+
+    provider: str
+
+    def capabilities(self) -> tuple[str, ...]: ...
+
+    def authorization_url(self, *, state: str, code_challenge: str, redirect_uri: str) -> str: ...
+
+    def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet: ...
+
+    def refresh(self, refresh_token: str) -> TokenSet: ...
+
+    def fetch_profile(self, access_token: str) -> AccountProfile: ...
+
+    def create_post(
+        self, access_token: str, *, text: str, in_reply_to: str | None = None
+    ) -> RemotePost: ...

@@ -1,0 +1,1 @@
+"""Kairos domain model: aggregates, events, invariants and content rules (no I/O)."""
