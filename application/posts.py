@@ -1,0 +1,259 @@
+"""Use cases over posts: write, schedule, edit, delete, and read back history for auditors.
+
+Organization scoping for aggregates happens here, in ``_load``: a post of another
+organization is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from application.app import KairosApplication
+from application.errors import IdempotencyKeyReused, NotFound
+from application.views import PostDetails, post_details
+from domain.content_rules import require_valid_content
+from domain.errors import IntegrationNotUsable, InvalidField
+from domain.ids import idempotent_post_id
+from domain.integration import Integration, IntegrationStatus
+from domain.post import Post
+
+PROVIDER_ALIASES = {"x": "twitter", "twitter": "twitter", "instagram": "instagram",
+                    "instagram-facebook": "instagram-facebook", "tiktok": "tiktok"}
+PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram",
+                   "instagram-facebook": "Instagram", "tiktok": "TikTok"}
+
+
+class AccountDirectory(Protocol):
+    """Finds an organization's publishable accounts of one platform (a read-model query)."""
+
+    def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]: ...
+
+
+@dataclass(frozen=True)
+class PostInput:
+    """A post as a client wrote it. ``account_ids``/``platforms`` choose the targets."""
+
+    content: str
+    thread: list[str] = field(default_factory=list)
+    media_urls: list[str] = field(default_factory=list)
+    account_ids: list[UUID] | None = None
+    platforms: list[str] | None = None
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PostChanges:
+    """A partial edit: ``None`` leaves a field alone; ``unschedule`` returns it to drafts."""
+
+    content: str | None = None
+    thread: list[str] | None = None
+    media_urls: list[str] | None = None
+    account_ids: list[UUID] | None = None
+    platforms: list[str] | None = None
+    scheduled_at: datetime | None = None
+    unschedule: bool = False
+
+
+@dataclass(frozen=True)
+class SavedPost:
+    post: PostDetails
+    position: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    type: str
+    version: int
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class PostService:
+    def __init__(
+        self,
+        app: KairosApplication,
+        directory: AccountDirectory,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._app = app
+        self._directory = directory
+        self._clock = clock
+
+    def create(
+        self,
+        organization_id: UUID,
+        author_id: UUID,
+        given: PostInput,
+        *,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> SavedPost:
+        accounts = self._resolve_targets(organization_id, given.account_ids, given.platforms)
+        require_valid_content(
+            content=given.content,
+            thread=given.thread,
+            media_urls=given.media_urls,
+            providers=accounts.values(),
+        )
+        post_id = idempotent_post_id(organization_id, idempotency_key) if idempotency_key else None
+        post = Post.draft(
+            organization_id=organization_id,
+            author_id=author_id,
+            content=given.content,
+            thread=given.thread,
+            media_urls=given.media_urls,
+            accounts=accounts,
+            post_id=post_id,
+            request_fingerprint=fingerprint,
+        )
+        if given.scheduled_at is not None:
+            post.schedule(given.scheduled_at, now=self._clock())
+        try:
+            position = self._app.save_all(post)
+        except IntegrityError:
+            if post_id is None:
+                raise
+            return self._replay(organization_id, post_id, fingerprint)
+        return SavedPost(post_details(post), position)
+
+    def update(self, organization_id: UUID, post_id: UUID, changes: PostChanges) -> SavedPost:
+        post = self._load(organization_id, post_id)
+        targets_changed = changes.account_ids is not None or changes.platforms is not None
+        accounts = (
+            self._resolve_targets(organization_id, changes.account_ids, changes.platforms)
+            if targets_changed
+            else post.accounts
+        )
+        content = post.content if changes.content is None else changes.content
+        thread = post.thread if changes.thread is None else changes.thread
+        media_urls = post.media_urls if changes.media_urls is None else changes.media_urls
+        require_valid_content(
+            content=content, thread=thread, media_urls=media_urls, providers=accounts.values()
+        )
+        post.edit(content=content, thread=thread, media_urls=media_urls, accounts=accounts)
+        if changes.unschedule:
+            post.unschedule()
+        elif changes.scheduled_at is not None:
+            post.schedule(changes.scheduled_at, now=self._clock())
+        position = self._app.save_all(post)
+        return SavedPost(post_details(post), position)
+
+    def delete(self, organization_id: UUID, post_id: UUID) -> int | None:
+        post = self._load(organization_id, post_id)
+        post.delete()
+        return self._app.save_all(post)
+
+    def get(self, organization_id: UUID, post_id: UUID, as_of: datetime | None = None) -> PostDetails:
+        if as_of is None:
+            return post_details(self._load(organization_id, post_id))
+        self._load(organization_id, post_id, include_deleted=True)
+        version = None
+        for event in self._app.events.get(post_id):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        if version is None:
+            raise NotFound(f"post {post_id} did not exist at {as_of.isoformat()}")
+        post = self._app.get_post(post_id, version=version)
+        if post is None or post.deleted:
+            raise NotFound(f"post {post_id} was deleted at {as_of.isoformat()}")
+        return post_details(post)
+
+    def history(self, organization_id: UUID, post_id: UUID) -> list[HistoryEntry]:
+        """Every event of the post in order, as auditors read it; deleted posts included."""
+        self._load(organization_id, post_id, include_deleted=True)
+        return [
+            HistoryEntry(
+                type=type(event).__name__,
+                version=event.originator_version,
+                timestamp=event.timestamp,
+                data={
+                    key: value
+                    for key, value in vars(event).items()
+                    if key not in _ENVELOPE_FIELDS
+                },
+            )
+            for event in self._app.events.get(post_id)
+        ]
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _load(self, organization_id: UUID, post_id: UUID, *, include_deleted: bool = False) -> Post:
+        post = self._app.get_post(post_id)
+        if post is None or post.organization_id != organization_id:
+            raise NotFound(f"post {post_id} not found")
+        if post.deleted and not include_deleted:
+            raise NotFound(f"post {post_id} not found")
+        return post
+
+    def _replay(self, organization_id: UUID, post_id: UUID, fingerprint: str | None) -> SavedPost:
+        existing = self._app.get_post(post_id)
+        if existing is None or existing.organization_id != organization_id:
+            raise IdempotencyKeyReused("this Idempotency-Key is already in use")
+        if existing.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body"
+            )
+        if existing.deleted:
+            raise IdempotencyKeyReused("the post created with this Idempotency-Key was deleted")
+        return SavedPost(post_details(existing), None, replayed=True)
+
+    def _resolve_targets(
+        self,
+        organization_id: UUID,
+        account_ids: list[UUID] | None,
+        platforms: list[str] | None,
+    ) -> dict[str, str]:
+        """Map every targeted integration id to its provider, refusing unusable accounts."""
+        accounts: dict[str, str] = {}
+        for index, account_id in enumerate(account_ids or []):
+            integration = self._app.get_integration(account_id)
+            if integration is None or integration.organization_id != organization_id:
+                raise InvalidField(f"accountIds[{index}]", f"unknown account id {account_id}")
+            _require_publishable(integration, f"accountIds[{index}]")
+            accounts[str(integration.id)] = integration.provider
+        for index, name in enumerate(platforms or []):
+            provider = PROVIDER_ALIASES.get(name.lower())
+            if provider is None:
+                known = ", ".join(sorted(PROVIDER_ALIASES))
+                raise InvalidField(f"platforms[{index}]", f"unknown platform '{name}' ({known})")
+            found = False
+            for account_id in self._directory.publishable_account_ids(organization_id, provider):
+                integration = self._app.get_integration(account_id)
+                if integration is not None and integration.can_publish and integration.active:
+                    accounts[str(integration.id)] = integration.provider
+                    found = True
+            if not found:
+                label = PROVIDER_LABELS.get(provider, provider)
+                raise InvalidField(
+                    f"platforms[{index}]",
+                    f"no connected, active {label} account in this organization; connect one "
+                    f"first (GET /api/integrations/{provider}/auth)",
+                )
+        if not accounts:
+            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+        return accounts
+
+
+def _require_publishable(integration: Integration, field_name: str) -> None:
+    if integration.status is IntegrationStatus.CONNECTED:
+        return
+    label = PROVIDER_LABELS.get(integration.provider, integration.provider)
+    name = f"{label} account @{integration.account_name}"
+    if integration.status is IntegrationStatus.DISCONNECTED:
+        raise IntegrationNotUsable(field_name, f"the {name} is disconnected; connect it again")
+    raise IntegrationNotUsable(
+        field_name,
+        f"the {name} is {integration.status}; reconnect it "
+        f"(GET /api/integrations/{integration.provider}/auth) before scheduling posts to it",
+    )
+
+
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})

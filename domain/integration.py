@@ -1,0 +1,229 @@
+"""The ``Integration`` aggregate: one connected platform account of one organization.
+
+Its id comes from (organization, provider, external account id), so connecting the same
+account again continues the same history. Tokens never appear here: events carry only the id
+of the credential held in the encrypted vault, which can be shredded on disconnect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DomainError
+from domain.ids import integration_id
+
+
+class IntegrationStatus(StrEnum):
+    CONNECTED = "connected"
+    EXPIRED = "expired"
+    ERROR = "error"
+    DISCONNECTED = "disconnected"
+
+
+class Integration(Aggregate):
+    if TYPE_CHECKING:  # declared for type checkers; a class-level annotation would
+        # make the aggregate's metaclass treat these as constructor arguments.
+        organization_id: UUID
+        provider: str
+        external_account_id: str
+        account_name: str
+        display_name: str
+        avatar_url: str | None
+        credential_id: UUID | None
+        token_expires_at: datetime | None
+        scopes: list[str]
+        capabilities: list[str]
+        status: IntegrationStatus
+        active: bool
+        last_error: str | None
+
+    @staticmethod
+    def create_id(organization_id: UUID, provider: str, external_account_id: str) -> UUID:
+        return integration_id(organization_id, provider, external_account_id)
+
+    # ---- events -------------------------------------------------------------------------
+
+    class IntegrationConnected(Aggregate.Created):
+        class_version = 1
+        organization_id: UUID
+        provider: str
+        external_account_id: str
+        account_name: str
+        display_name: str
+        avatar_url: str | None
+        credential_id: UUID
+        token_expires_at: datetime | None
+        scopes: list[str]
+        capabilities: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            integration: Integration = aggregate
+            integration.organization_id = self.organization_id
+            integration.provider = self.provider
+            integration.external_account_id = self.external_account_id
+            integration.account_name = self.account_name
+            integration.display_name = self.display_name
+            integration.avatar_url = self.avatar_url
+            integration.credential_id = self.credential_id
+            integration.token_expires_at = self.token_expires_at
+            integration.scopes = list(self.scopes)
+            integration.capabilities = list(self.capabilities)
+            integration.status = IntegrationStatus.CONNECTED
+            integration.active = True
+            integration.last_error = None
+
+    class IntegrationReconnected(Aggregate.Event):
+        """The user authorized again: a new credential replaces the old one."""
+
+        class_version = 1
+        account_name: str
+        display_name: str
+        avatar_url: str | None
+        credential_id: UUID
+        token_expires_at: datetime | None
+        scopes: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.account_name = self.account_name
+            aggregate.display_name = self.display_name
+            aggregate.avatar_url = self.avatar_url
+            aggregate.credential_id = self.credential_id
+            aggregate.token_expires_at = self.token_expires_at
+            aggregate.scopes = list(self.scopes)
+            aggregate.status = IntegrationStatus.CONNECTED
+            aggregate.last_error = None
+
+    class TokenRefreshed(Aggregate.Event):
+        class_version = 1
+        token_expires_at: datetime | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.token_expires_at = self.token_expires_at
+            aggregate.status = IntegrationStatus.CONNECTED
+            aggregate.last_error = None
+
+    class TokenExpired(Aggregate.Event):
+        class_version = 1
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = IntegrationStatus.EXPIRED
+            aggregate.last_error = self.reason
+
+    class IntegrationErrored(Aggregate.Event):
+        class_version = 1
+        operation: str
+        message: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = IntegrationStatus.ERROR
+            aggregate.last_error = f"{self.operation}: {self.message}"
+
+    class IntegrationDeactivated(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.active = False
+
+    class IntegrationActivated(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.active = True
+
+    class IntegrationDisconnected(Aggregate.Event):
+        class_version = 1
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = IntegrationStatus.DISCONNECTED
+            aggregate.credential_id = None
+
+    # ---- commands -----------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        organization_id: UUID,
+        provider: str,
+        external_account_id: str,
+        account_name: str,
+        display_name: str,
+        avatar_url: str | None,
+        credential_id: UUID,
+        token_expires_at: datetime | None,
+        scopes: list[str],
+        capabilities: list[str],
+    ) -> Integration:
+        return cls._create(
+            cls.IntegrationConnected,
+            organization_id=organization_id,
+            provider=provider,
+            external_account_id=external_account_id,
+            account_name=account_name,
+            display_name=display_name,
+            avatar_url=avatar_url,
+            credential_id=credential_id,
+            token_expires_at=token_expires_at,
+            scopes=list(scopes),
+            capabilities=list(capabilities),
+        )
+
+    def reconnect(
+        self,
+        *,
+        account_name: str,
+        display_name: str,
+        avatar_url: str | None,
+        credential_id: UUID,
+        token_expires_at: datetime | None,
+        scopes: list[str],
+    ) -> None:
+        self.trigger_event(
+            self.IntegrationReconnected,
+            account_name=account_name,
+            display_name=display_name,
+            avatar_url=avatar_url,
+            credential_id=credential_id,
+            token_expires_at=token_expires_at,
+            scopes=list(scopes),
+        )
+
+    def record_token_refreshed(self, *, token_expires_at: datetime | None) -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.TokenRefreshed, token_expires_at=token_expires_at)
+
+    def record_token_expired(self, reason: str) -> None:
+        self._require_not_disconnected()
+        if self.status is not IntegrationStatus.EXPIRED:
+            self.trigger_event(self.TokenExpired, reason=reason)
+
+    def record_error(self, *, operation: str, message: str) -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.IntegrationErrored, operation=operation, message=message)
+
+    def deactivate(self) -> None:
+        if self.active:
+            self.trigger_event(self.IntegrationDeactivated)
+
+    def activate(self) -> None:
+        if not self.active:
+            self.trigger_event(self.IntegrationActivated)
+
+    def disconnect(self, reason: str = "disconnected by the user") -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.IntegrationDisconnected, reason=reason)
+
+    @property
+    def can_publish(self) -> bool:
+        return self.status is IntegrationStatus.CONNECTED
+
+    def _require_not_disconnected(self) -> None:
+        if self.status is IntegrationStatus.DISCONNECTED:
+            raise DomainError("the account is disconnected; connect it again first")

@@ -1,0 +1,391 @@
+"""The ``Post`` aggregate: one piece of content, its schedule, and one delivery per account.
+
+Status is never stored; it is derived from the events (see ``Post.status``). Command methods
+check invariants and then trigger an event whose ``apply`` is the only code that changes state,
+so replaying the stored events rebuilds exactly the state the commands produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import InvalidField, PostAlreadyDeleted, PostNotEditable
+
+
+class PostStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    PUBLISHING = "publishing"
+    IN_DOUBT = "in_doubt"
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+TERMINAL_DELIVERY = frozenset({DeliveryStatus.PUBLISHED, DeliveryStatus.FAILED})
+
+
+@dataclass
+class Delivery:
+    """The state of publishing one post to one connected account."""
+
+    account_id: str
+    provider: str
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    remote_id: str | None = None
+    url: str | None = None
+    published_at: datetime | None = None
+    error_category: str | None = None
+    error_message: str | None = None
+    retryable: bool = False
+
+
+def _require_future(scheduled_at: datetime, now: datetime) -> None:
+    if scheduled_at.tzinfo is None:
+        raise InvalidField("scheduledAt", "scheduledAt must include a timezone (e.g. 'Z')")
+    if scheduled_at <= now:
+        raise InvalidField("scheduledAt", "scheduledAt must be in the future")
+
+
+class Post(Aggregate):
+    """A post written once and published to every selected account."""
+
+    if TYPE_CHECKING:  # declared for type checkers; a class-level annotation would
+        # make the aggregate's metaclass treat these as constructor arguments.
+        organization_id: UUID
+        author_id: UUID
+        content: str
+        thread: list[str]
+        media_urls: list[str]
+        accounts: dict[str, str]
+        scheduled_at: datetime | None
+        deleted: bool
+        request_fingerprint: str | None
+        publishing_started_at: datetime | None
+        published_at: datetime | None
+        deliveries: dict[str, Delivery]
+
+    # ---- events -------------------------------------------------------------------------
+
+    class PostDrafted(Aggregate.Created):
+        """The post exists. ``accounts`` maps integration id to provider."""
+
+        class_version = 1
+        organization_id: UUID
+        author_id: UUID
+        content: str
+        thread: list[str]
+        media_urls: list[str]
+        accounts: dict[str, str]
+        request_fingerprint: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            post: Post = aggregate
+            post.organization_id = self.organization_id
+            post.author_id = self.author_id
+            post.content = self.content
+            post.thread = list(self.thread)
+            post.media_urls = list(self.media_urls)
+            post.accounts = dict(self.accounts)
+            post.request_fingerprint = self.request_fingerprint
+            post.scheduled_at = None
+            post.deleted = False
+            post.publishing_started_at = None
+            post.published_at = None
+            post.deliveries = {}
+
+    class PostScheduled(Aggregate.Event):
+        class_version = 1
+        scheduled_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.scheduled_at = self.scheduled_at
+
+    class PostRescheduled(Aggregate.Event):
+        class_version = 1
+        scheduled_at: datetime
+        previous_scheduled_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.scheduled_at = self.scheduled_at
+
+    class PostUnscheduled(Aggregate.Event):
+        """Back to a draft: it will not publish until scheduled again."""
+
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.scheduled_at = None
+
+    class PostEdited(Aggregate.Event):
+        class_version = 1
+        content: str
+        thread: list[str]
+        media_urls: list[str]
+        accounts: dict[str, str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.content = self.content
+            aggregate.thread = list(self.thread)
+            aggregate.media_urls = list(self.media_urls)
+            aggregate.accounts = dict(self.accounts)
+
+    class PostDeleted(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deleted = True
+
+    class PublishingStarted(Aggregate.Event):
+        class_version = 1
+        accounts: dict[str, str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.publishing_started_at = self.timestamp
+            aggregate.deliveries = {
+                account_id: Delivery(account_id=account_id, provider=provider)
+                for account_id, provider in self.accounts.items()
+            }
+
+    class AccountPublishAttempted(Aggregate.Event):
+        class_version = 1
+        account_id: str
+        attempt: int
+        attempt_key: str
+        lease_until: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.status = DeliveryStatus.PUBLISHING
+            delivery.attempts = self.attempt
+
+    class AccountPublished(Aggregate.Event):
+        class_version = 1
+        account_id: str
+        remote_id: str
+        url: str
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.status = DeliveryStatus.PUBLISHED
+            delivery.remote_id = self.remote_id
+            delivery.url = self.url
+            delivery.published_at = self.timestamp
+            delivery.error_category = delivery.error_message = None
+
+    class AccountPublishFailed(Aggregate.Event):
+        class_version = 1
+        account_id: str
+        category: str
+        retryable: bool
+        message: str
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error_category = self.category
+            delivery.error_message = self.message
+            delivery.retryable = self.retryable
+
+    class AccountPublishInDoubt(Aggregate.Event):
+        """The platform may or may not have the post; reconcile before any retry."""
+
+        class_version = 1
+        account_id: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.status = DeliveryStatus.IN_DOUBT
+            delivery.error_message = self.reason
+
+    class PostPublished(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.published_at = self.timestamp
+
+    class PostFailed(Aggregate.Event):
+        class_version = 1
+
+    class PostPartiallyPublished(Aggregate.Event):
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.published_at = self.timestamp
+
+    # ---- commands -----------------------------------------------------------------------
+
+    @classmethod
+    def draft(
+        cls,
+        *,
+        organization_id: UUID,
+        author_id: UUID,
+        content: str,
+        thread: list[str],
+        media_urls: list[str],
+        accounts: dict[str, str],
+        post_id: UUID | None = None,
+        request_fingerprint: str | None = None,
+    ) -> Post:
+        if not accounts:
+            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+        return cls._create(
+            cls.PostDrafted,
+            id=post_id or uuid4(),
+            organization_id=organization_id,
+            author_id=author_id,
+            content=content,
+            thread=list(thread),
+            media_urls=list(media_urls),
+            accounts=dict(accounts),
+            request_fingerprint=request_fingerprint,
+        )
+
+    def schedule(self, scheduled_at: datetime, *, now: datetime) -> None:
+        """Set or move the publish time; ``None``-free: use ``unschedule`` for drafts."""
+        self._require_editable()
+        _require_future(scheduled_at, now)
+        if self.scheduled_at is None:
+            self.trigger_event(self.PostScheduled, scheduled_at=scheduled_at)
+        elif scheduled_at != self.scheduled_at:
+            self.trigger_event(
+                self.PostRescheduled,
+                scheduled_at=scheduled_at,
+                previous_scheduled_at=self.scheduled_at,
+            )
+
+    def unschedule(self) -> None:
+        self._require_editable()
+        if self.scheduled_at is not None:
+            self.trigger_event(self.PostUnscheduled)
+
+    def edit(
+        self,
+        *,
+        content: str,
+        thread: list[str],
+        media_urls: list[str],
+        accounts: dict[str, str],
+    ) -> None:
+        self._require_editable()
+        if not accounts:
+            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+        changed = (
+            content != self.content
+            or thread != self.thread
+            or media_urls != self.media_urls
+            or accounts != self.accounts
+        )
+        if changed:
+            self.trigger_event(
+                self.PostEdited,
+                content=content,
+                thread=list(thread),
+                media_urls=list(media_urls),
+                accounts=dict(accounts),
+            )
+
+    def delete(self) -> None:
+        if self.deleted:
+            raise PostAlreadyDeleted("the post is already deleted")
+        if self.status is PostStatus.PUBLISHING:
+            raise PostNotEditable("the post is publishing right now and cannot be deleted")
+        self.trigger_event(self.PostDeleted)
+
+    def start_publishing(self) -> None:
+        if self.deleted or self.status is not PostStatus.SCHEDULED:
+            raise PostNotEditable(f"a {self.status} post cannot start publishing")
+        self.trigger_event(self.PublishingStarted, accounts=dict(self.accounts))
+
+    def attempt(self, account_id: str, *, attempt_key: str, lease_until: datetime) -> int:
+        """Claim one delivery. Returns the attempt number it was recorded under."""
+        delivery = self._delivery(account_id)
+        if delivery.status in TERMINAL_DELIVERY:
+            raise PostNotEditable(f"delivery to {account_id} already ended as {delivery.status}")
+        attempt = delivery.attempts + 1
+        self.trigger_event(
+            self.AccountPublishAttempted,
+            account_id=account_id,
+            attempt=attempt,
+            attempt_key=attempt_key,
+            lease_until=lease_until,
+        )
+        return attempt
+
+    def record_published(self, account_id: str, *, remote_id: str, url: str) -> None:
+        self._delivery(account_id)
+        self.trigger_event(self.AccountPublished, account_id=account_id, remote_id=remote_id, url=url)
+        self._conclude_if_done()
+
+    def record_failed(
+        self, account_id: str, *, category: str, retryable: bool, message: str
+    ) -> None:
+        self._delivery(account_id)
+        self.trigger_event(
+            self.AccountPublishFailed,
+            account_id=account_id,
+            category=category,
+            retryable=retryable,
+            message=message,
+        )
+        self._conclude_if_done()
+
+    def record_in_doubt(self, account_id: str, *, reason: str) -> None:
+        self._delivery(account_id)
+        self.trigger_event(self.AccountPublishInDoubt, account_id=account_id, reason=reason)
+
+    # ---- derived state ------------------------------------------------------------------
+
+    @property
+    def status(self) -> PostStatus:
+        if self.publishing_started_at is None:
+            return PostStatus.DRAFT if self.scheduled_at is None else PostStatus.SCHEDULED
+        statuses = [d.status for d in self.deliveries.values()]
+        if not all(s in TERMINAL_DELIVERY for s in statuses):
+            return PostStatus.PUBLISHING
+        published = sum(s is DeliveryStatus.PUBLISHED for s in statuses)
+        if published == len(statuses):
+            return PostStatus.PUBLISHED
+        return PostStatus.FAILED if published == 0 else PostStatus.PARTIAL
+
+    @property
+    def providers(self) -> list[str]:
+        """Distinct platforms this post targets, in the order first selected."""
+        return list(dict.fromkeys(self.accounts.values()))
+
+    def _require_editable(self) -> None:
+        if self.deleted:
+            raise PostAlreadyDeleted("the post is deleted")
+        if self.status not in (PostStatus.DRAFT, PostStatus.SCHEDULED):
+            raise PostNotEditable(f"a {self.status} post can no longer be edited")
+
+    def _delivery(self, account_id: str) -> Delivery:
+        try:
+            return self.deliveries[account_id]
+        except KeyError:
+            raise InvalidField("accountId", f"the post has no delivery to {account_id}") from None
+
+    def _conclude_if_done(self) -> None:
+        outcome = self.status
+        if outcome is PostStatus.PUBLISHED:
+            self.trigger_event(self.PostPublished)
+        elif outcome is PostStatus.PARTIAL:
+            self.trigger_event(self.PostPartiallyPublished)
+        elif outcome is PostStatus.FAILED:
+            self.trigger_event(self.PostFailed)

@@ -1,0 +1,67 @@
+"""The FastAPI application: routes, error envelope, body-size limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interfaces.api.errors import error_response, install_error_handlers
+from interfaces.api.routes import account, health, integrations, posts
+from interfaces.bootstrap import Kairos
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, whether declared by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, f"request body is larger than {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
+    api = FastAPI(
+        title="Kairos",
+        version="0.1.0",
+        description="Self-hostable social-media scheduler (TimeToPost-compatible REST API).",
+        **fastapi_kwargs,
+    )
+    api.state.kairos = kairos
+    install_error_handlers(api)
+    for module in (health, posts, integrations, account):
+        api.include_router(module.router)
+    api.add_middleware(BodySizeLimit, max_bytes=kairos.settings.max_body_bytes)
+    return api

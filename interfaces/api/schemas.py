@@ -1,0 +1,304 @@
+"""Request and response bodies, in the seeds' camelCase, with strict parsing of inputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic.alias_generators import to_camel
+
+from application.identity import ApiToken
+from application.views import DeliveryResult, IntegrationDetails, PostDetails
+
+PostStatusName = Literal["draft", "scheduled", "publishing", "published", "failed", "partial"]
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class StrictInput(BaseModel):
+    """Inputs refuse unknown fields, so a typo like ``scheduled_at`` is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+def parse_timestamp(value: object, field: str = "scheduledAt") -> datetime:
+    """Strict ISO 8601: a string with a date and a time. Naive times are taken as UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO 8601 timestamp string, e.g. 2026-07-01T15:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{field} is not a valid ISO 8601 timestamp (e.g. 2026-07-01T15:00:00.000Z)"
+        ) from None
+    if "T" not in value.upper() and " " not in value:
+        raise ValueError(f"{field} must include a time, e.g. 2026-07-01T15:00:00Z")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+Text = Annotated[StrictStr, Field(max_length=10_000)]
+MediaUrl = Annotated[StrictStr, Field(max_length=2048)]
+PlatformName = Annotated[StrictStr, Field(max_length=40)]
+
+
+class PostCreate(StrictInput):
+    content: Text = Field(description="The post text (the first part of a thread on X).")
+    account_ids: list[UUID] | None = Field(default=None, max_length=100)
+    platforms: list[PlatformName] | None = Field(default=None, max_length=20)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=20)
+    thread: list[Text] = Field(default_factory=list, max_length=100)
+    scheduled_at: str | None = Field(
+        default=None, description="ISO 8601, in the future; omit to save a draft."
+    )
+
+    @field_validator("scheduled_at", mode="before")
+    @classmethod
+    def _strict_timestamp(cls, value: object) -> object:
+        if value is not None:
+            parse_timestamp(value)
+        return value
+
+    def scheduled_datetime(self) -> datetime | None:
+        return parse_timestamp(self.scheduled_at) if self.scheduled_at is not None else None
+
+
+class PostUpdate(StrictInput):
+    """Edit a draft or scheduled post; send ``scheduledAt: null`` to move it back to drafts."""
+
+    content: Text | None = None
+    account_ids: list[UUID] | None = Field(default=None, max_length=100)
+    platforms: list[PlatformName] | None = Field(default=None, max_length=20)
+    media_urls: list[MediaUrl] | None = Field(default=None, max_length=20)
+    thread: list[Text] | None = Field(default=None, max_length=100)
+    scheduled_at: str | None = None
+
+    @field_validator("scheduled_at", mode="before")
+    @classmethod
+    def _strict_timestamp(cls, value: object) -> object:
+        if value is not None:
+            parse_timestamp(value)
+        return value
+
+
+class DeliveryError(Camel):
+    category: str | None
+    message: str | None
+
+
+class DeliveryOut(Camel):
+    account_id: str
+    provider: str
+    status: str
+    attempts: int
+    remote_id: str | None
+    url: str | None
+    published_at: datetime | None
+    error: DeliveryError | None
+
+    @classmethod
+    def of(cls, result: DeliveryResult) -> DeliveryOut:
+        error = None
+        if result.error_category or result.error_message:
+            error = DeliveryError(category=result.error_category, message=result.error_message)
+        return cls(
+            account_id=result.account_id,
+            provider=result.provider,
+            status=result.status,
+            attempts=result.attempts,
+            remote_id=result.remote_id,
+            url=result.url,
+            published_at=result.published_at,
+            error=error,
+        )
+
+
+class PostOut(Camel):
+    id: UUID
+    content: str
+    thread: list[str]
+    media_urls: list[str]
+    account_ids: list[str]
+    platforms: list[str]
+    status: PostStatusName
+    scheduled_at: datetime | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    results: list[DeliveryOut]
+
+    @classmethod
+    def of(cls, post: PostDetails) -> PostOut:
+        return cls(
+            id=post.id,
+            content=post.content,
+            thread=post.thread,
+            media_urls=post.media_urls,
+            account_ids=post.account_ids,
+            platforms=post.platforms,
+            status=post.status,  # type: ignore[arg-type]
+            scheduled_at=post.scheduled_at,
+            published_at=post.published_at,
+            created_at=post.created_at,
+            updated_at=post.updated_at,
+            version=post.version,
+            results=[DeliveryOut.of(r) for r in post.results],
+        )
+
+
+class Envelope(Camel):
+    success: Literal[True] = True
+
+
+class PostEnvelope(Envelope):
+    post: PostOut
+
+
+class PostListEnvelope(Envelope):
+    posts: list[PostOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page.")
+
+
+class HistoryEvent(Camel):
+    type: str
+    version: int
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class HistoryEnvelope(Envelope):
+    post_id: UUID
+    events: list[HistoryEvent]
+
+
+class DeletedEnvelope(Envelope):
+    id: UUID
+    deleted: Literal[True] = True
+
+
+class ErrorBody(BaseModel):
+    success: Literal[False] = False
+    message: str
+    field: str | None = None
+
+
+class IntegrationOut(Camel):
+    id: UUID
+    provider: str
+    account_name: str
+    display_name: str
+    avatar_url: str | None
+    status: Literal["connected", "expired", "error", "disconnected"]
+    active: bool
+    capabilities: list[str]
+    token_expires_at: datetime | None
+    last_error: str | None
+    connected_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: IntegrationDetails) -> IntegrationOut:
+        return cls(
+            id=d.id,
+            provider=d.provider,
+            account_name=d.account_name,
+            display_name=d.display_name,
+            avatar_url=d.avatar_url,
+            status=d.status,  # type: ignore[arg-type]
+            active=d.active,
+            capabilities=d.capabilities,
+            token_expires_at=d.token_expires_at,
+            last_error=d.last_error,
+            connected_at=d.connected_at,
+            updated_at=d.updated_at,
+        )
+
+
+class IntegrationListEnvelope(Envelope):
+    integrations: list[IntegrationOut]
+
+
+class IntegrationEnvelope(Envelope):
+    integration: IntegrationOut
+
+
+class AuthUrlEnvelope(Envelope):
+    url: str
+    provider: str
+
+
+class LoginInput(StrictInput):
+    email: Annotated[StrictStr, Field(max_length=254)]
+    password: Annotated[StrictStr, Field(max_length=1024)]
+
+
+class OrganizationOut(Camel):
+    id: UUID
+    name: str
+    plan: str
+    role: str
+
+
+class SessionEnvelope(Envelope):
+    user_id: UUID
+    email: str
+    organization_id: UUID
+    organizations: list[OrganizationOut]
+    csrf_token: str | None = None
+
+
+class SwitchOrganizationInput(StrictInput):
+    organization_id: UUID
+
+
+class OrganizationCreateInput(StrictInput):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class OrganizationEnvelope(Envelope):
+    organization: OrganizationOut
+
+
+class TokenCreateInput(StrictInput):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] = "API token"
+    expires_in_days: Annotated[int, Field(ge=1, le=365, strict=True)] | None = None
+
+
+class TokenOut(Camel):
+    id: UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            prefix=token.prefix,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            last_used_at=token.last_used_at,
+            revoked_at=token.revoked_at,
+        )
+
+
+class TokenCreatedEnvelope(Envelope):
+    token: str = Field(description="Shown exactly once. Only a hash is stored.")
+    api_token: TokenOut
+
+
+class TokenListEnvelope(Envelope):
+    tokens: list[TokenOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,148 @@
+"""The composition root: builds every component from one ``Settings``.
+
+Processes (API, projector, workers, ``kairos up``) and tests all call ``build``; tests pass
+other settings or adapters rather than patching modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.conninfo import conninfo_to_dict
+
+from application.app import KairosApplication
+from application.connections import ConnectionService
+from application.identity import IdentityService
+from application.platforms import PlatformAdapter
+from application.posts import PostService
+from interfaces.config import Settings
+from interfaces.platforms.x import XAdapter
+from interfaces.postgres.identity_store import PostgresIdentityStore
+from interfaces.postgres.oauth_states import PostgresOAuthStateStore
+from interfaces.postgres.schema import create_tables
+from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
+from interfaces.security import Argon2PasswordHasher
+from projections.base import ReadModel
+from projections.integrations import IntegrationsView
+from projections.posts import PostsView
+from projections.runner import ProjectionRunner
+
+log = logging.getLogger("kairos")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Kairos:
+    """Everything one process needs, wired once."""
+
+    settings: Settings
+    app: KairosApplication
+    identity: IdentityService
+    posts: PostService
+    connections: ConnectionService
+    posts_view: PostsView
+    integrations_view: IntegrationsView
+    vault: PostgresCredentialVault
+    runners: list[ProjectionRunner] = field(default_factory=list)
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        return self.posts_view.datastore
+
+    @property
+    def views(self) -> list[ReadModel]:
+        return [self.posts_view, self.integrations_view]
+
+    def start_projections(self) -> None:
+        """Run one supervised runner per read model in this process."""
+        self.runners = [ProjectionRunner(view).start() for view in self.views]
+
+    def stop_projections(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        self.runners = []
+
+    def close(self) -> None:
+        self.stop_projections()
+        self.app.close()
+
+
+def postgres_env(database_url: str, settings: Settings) -> dict[str, str]:
+    params = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.db_max_overflow),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        # Never the DB-function insert path: it skips the table lock that keeps commit
+        # order equal to notification order, which every projection relies on.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "CREATE_TABLE": "y",
+    }
+
+
+def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
+    return {
+        "twitter": XAdapter(
+            client_id=settings.x_client_id,
+            client_secret=settings.x_client_secret.get_secret_value(),
+            authorize_url=settings.x_authorize_url,
+            api_base_url=settings.x_api_base_url,
+        )
+    }
+
+
+def build(
+    settings: Settings,
+    *,
+    adapters: Mapping[str, PlatformAdapter] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Kairos:
+    if settings.database_url is None:
+        raise ValueError("database_url is required (kairos up starts an embedded server)")
+    app = KairosApplication(env=postgres_env(settings.database_url, settings))
+    datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
+    create_tables(datastore)
+    posts_view = PostsView(datastore, app)
+    integrations_view = IntegrationsView(datastore, app)
+    for view in (posts_view, integrations_view):
+        view.create_table()
+    vault = PostgresCredentialVault(datastore, parse_keyring(settings.vault_keys.get_secret_value()))
+    identity = IdentityService(
+        PostgresIdentityStore(datastore),
+        Argon2PasswordHasher(),
+        pepper=settings.secret_key.get_secret_value().encode(),
+        clock=clock,
+    )
+    connections = ConnectionService(
+        app,
+        adapters if adapters is not None else platform_adapters(settings),
+        PostgresOAuthStateStore(datastore),
+        vault,
+        callback_url=lambda provider: f"{settings.callback_base}/api/integrations/{provider}/callback",
+        clock=clock,
+    )
+    return Kairos(
+        settings=settings,
+        app=app,
+        identity=identity,
+        posts=PostService(app, integrations_view, clock),
+        connections=connections,
+        posts_view=posts_view,
+        integrations_view=integrations_view,
+        vault=vault,
+    )

@@ -1,0 +1,191 @@
+"""The ``kairos`` command: ``up`` for laptops, one process per role for servers, admin tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from interfaces.config import Settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+users = typer.Typer(help="Manage users (self-hosting admin).")
+tokens = typer.Typer(help="Mint API tokens (self-hosting admin).")
+projections = typer.Typer(help="Operate read models.")
+cli.add_typer(users, name="users")
+cli.add_typer(tokens, name="tokens")
+cli.add_typer(projections, name="projections")
+
+DataDir = Annotated[Path, typer.Option(help="Where kairos up keeps its data.")]
+
+
+def _settings() -> Settings:
+    """Production settings from KAIROS_*; without a database URL, the local ``kairos up`` data."""
+    if os.environ.get("KAIROS_DATABASE_URL"):
+        return Settings()
+    from interfaces.local import local_settings
+
+    data_dir = Path(os.environ.get("KAIROS_DATA_DIR", ".kairos"))
+    return local_settings(data_dir, int(os.environ.get("KAIROS_PORT", "8000")), 8001)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+
+
+@cli.command()
+def up(
+    data_dir: DataDir = Path(".kairos"),
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    sandbox_port: Annotated[int, typer.Option(help="Sandbox platforms port.")] = 8001,
+) -> None:
+    """Run everything in one process: embedded PostgreSQL, API, projector, sandbox platforms."""
+    from interfaces.local import run_up
+
+    run_up(data_dir, port, sandbox_port)
+
+
+@cli.command()
+def api() -> None:
+    """The REST API (production process)."""
+    import uvicorn
+
+    from interfaces.api.app import create_api
+    from interfaces.bootstrap import build
+
+    settings = _settings()
+    kairos = build(settings)
+    try:
+        uvicorn.run(create_api(kairos), host=settings.host, port=settings.port, proxy_headers=True)
+    finally:
+        kairos.close()
+
+
+@cli.command()
+def projector() -> None:
+    """Keep every read model caught up (run one copy; a lock makes extra copies harmless)."""
+    from interfaces.bootstrap import build
+
+    kairos = build(_settings())
+    kairos.start_projections()
+    typer.echo(f"projector running: {', '.join(v.name for v in kairos.views)}")
+    _wait_for_signal()
+    kairos.close()
+
+
+@cli.command()
+def worker() -> None:
+    """Publishing workers (Dramatiq). Placeholder until the publishing pipeline lands."""
+    typer.echo("kairos worker: no actors yet (publishing arrives with the due-work pipeline)")
+    _wait_for_signal()
+
+
+@cli.command()
+def scheduler() -> None:
+    """The due-work dispatcher. Placeholder until the publishing pipeline lands."""
+    typer.echo("kairos scheduler: no due work yet (arrives with the publishing pipeline)")
+    _wait_for_signal()
+
+
+@cli.command("secrets")
+def generate_secrets() -> None:
+    """Print fresh values for KAIROS_SECRET_KEY and KAIROS_VAULT_KEYS."""
+    import secrets as stdlib_secrets
+
+    from interfaces.postgres.vault import new_vault_key
+
+    typer.echo(f"KAIROS_SECRET_KEY={stdlib_secrets.token_urlsafe(48)}")
+    typer.echo(f"KAIROS_VAULT_KEYS={new_vault_key('k1')}")
+
+
+@users.command("create")
+def create_user(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    name: Annotated[str, typer.Option()] = "",
+    organization: Annotated[str | None, typer.Option(help="Name of the user's organization.")] = None,
+) -> None:
+    """Create a user and their organization."""
+    from interfaces.bootstrap import build
+
+    kairos = build(_settings())
+    try:
+        user, org = kairos.identity.create_user(
+            email=email, password=password, name=name, organization_name=organization
+        )
+    finally:
+        kairos.close()
+    typer.echo(f"created user {user.email} ({user.id}) in organization {org.name} ({org.id})")
+
+
+@tokens.command("create")
+def create_token(
+    email: Annotated[str, typer.Option(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option()] = "admin CLI",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=365)] = None,
+) -> None:
+    """Mint a ttp_ token for a user's active organization. Shown once."""
+    from interfaces.bootstrap import build
+
+    kairos = build(_settings())
+    try:
+        user = kairos.identity.user_by_email(email)
+        if user is None or user.active_organization_id is None:
+            raise typer.BadParameter(f"no user {email}")
+        issued = kairos.identity.issue_token_for(
+            user.id, user.active_organization_id, name=name, expires_in_days=expires_in_days
+        )
+    finally:
+        kairos.close()
+    typer.echo(issued.secret)
+
+
+@projections.command("rebuild")
+def rebuild_projections(
+    replace: Annotated[bool, typer.Option(help="Swap the rebuilt tables in for the live ones.")] = False,
+) -> None:
+    """Replay every read model from notification 0 and prove it equals the live tables."""
+    from rich.progress import Progress
+
+    from interfaces.bootstrap import build
+    from projections.rebuild import rebuild
+
+    kairos = build(_settings())
+    all_identical = True
+    try:
+        with Progress() as bar:
+            for view in kairos.views:
+                task = bar.add_task(f"rebuilding {view.name}", total=None)
+
+                def advance(done: int, total: int, task_id: int = task) -> None:
+                    bar.update(task_id, completed=done, total=max(total, 1))
+
+                report = rebuild(
+                    view,
+                    lambda prefix, kind=type(view): kind(view.datastore, kairos.app, prefix=prefix),
+                    replace=replace,
+                    progress=advance,
+                )
+                verdict = "identical" if report.identical else f"DIFFERENT {report.differences}"
+                bar.console.print(
+                    f"{view.name}: replayed to notification {report.position}; rows {report.rows}; "
+                    f"{verdict}{'; replaced' if report.replaced else ''}"
+                )
+                all_identical = all_identical and report.identical
+    finally:
+        kairos.close()
+    if not all_identical and not replace:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cli()

@@ -1,0 +1,65 @@
+"""One settings object for every process, read from ``KAIROS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = frozenset({"", "changethis", "change-me", "changeme", "secret", "placeholder", "xxx"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAIROS_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "production"
+    database_url: str | None = Field(
+        default=None, description="postgresql:// URL; unset means the embedded server (kairos up)"
+    )
+    redis_url: str | None = None
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), description="pepper for API-token and session hashes (≥32 chars)"
+    )
+    vault_keys: SecretStr = Field(
+        default=SecretStr(""), description="'kid:base64(32 bytes)' list, newest first"
+    )
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".kairos")
+    max_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+    db_max_overflow: int = 30
+    cookie_secure: bool = True
+    read_your_writes_timeout: float = 2.0
+
+    sandbox_port: int = 8001
+    x_client_id: str = "kairos-sandbox"
+    x_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_api_base_url: str = "https://api.x.com"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.environment == "development":
+            return self
+        problems = []
+        for name in ("secret_key", "vault_keys"):
+            value: SecretStr = getattr(self, name)
+            secret = value.get_secret_value()
+            if secret.strip().lower() in PLACEHOLDERS or len(secret) < 32:
+                problems.append(f"KAIROS_{name.upper()}")
+        if self.database_url is None:
+            problems.append("KAIROS_DATABASE_URL")
+        if problems:
+            raise ValueError(
+                f"{', '.join(problems)} must be set to real values outside development "
+                "(secrets: at least 32 characters; generate them with `kairos secrets`)"
+            )
+        return self
+
+    @property
+    def callback_base(self) -> str:
+        return self.public_base_url.rstrip("/")

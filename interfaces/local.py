@@ -1,0 +1,138 @@
+"""``kairos up``: everything on one laptop, no services to install.
+
+An embedded PostgreSQL (the ``pgserver`` package) keeps its data under ``./.kairos/pg``;
+secrets are generated once into ``./.kairos/secrets.json``; the sandbox platforms run on
+their own port. On first start it creates an owner account and connects one sandbox X account
+through the real OAuth flow. Every start prints a fresh API token and a curl that works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from interfaces.config import Settings
+from interfaces.consent import approve
+from interfaces.postgres.vault import new_vault_key
+
+OWNER_EMAIL = "owner@kairos.local"
+SANDBOX_X_USERNAME = "kairos_demo"
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server; return its connection URI."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+def development_secrets(data_dir: Path) -> dict[str, str]:
+    """Generated on first start and kept: the vault key must survive restarts."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = {"secret_key": secrets.token_urlsafe(48), "vault_keys": new_vault_key("k1")}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(created, handle)
+    return created
+
+
+def local_settings(data_dir: Path, port: int, sandbox_port: int) -> Settings:
+    generated = development_secrets(data_dir)
+    sandbox = f"http://127.0.0.1:{sandbox_port}/x"
+    return Settings(
+        environment="development",
+        database_url=start_embedded_postgres(data_dir / "pg"),
+        secret_key=generated["secret_key"],  # type: ignore[arg-type]
+        vault_keys=generated["vault_keys"],  # type: ignore[arg-type]
+        public_base_url=f"http://127.0.0.1:{port}",
+        port=port,
+        data_dir=data_dir,
+        sandbox_port=sandbox_port,
+        x_authorize_url=f"{sandbox}/i/oauth2/authorize",
+        x_api_base_url=sandbox,
+    )
+
+
+def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
+    from interfaces.api.app import create_api
+    from interfaces.bootstrap import build
+    from interfaces.serving import serve
+    from sandbox.app import create_sandbox_app
+
+    settings = local_settings(data_dir, port, sandbox_port)
+    kairos = build(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with ExitStack() as stack:
+        stack.callback(kairos.close)
+        sandbox_url = stack.enter_context(serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port))
+        kairos.start_projections()
+        api_url = stack.enter_context(serve(create_api(kairos), port, log_level="info"))
+        _welcome(kairos, api_url, sandbox_url)
+        stop.wait()
+        print("\nStopping Kairos…")  # noqa: T201
+
+
+def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
+    owner = kairos.identity.user_by_email(OWNER_EMAIL)
+    password = None
+    if owner is None:
+        password = secrets.token_urlsafe(12)
+        owner, organization = kairos.identity.create_user(
+            email=OWNER_EMAIL, password=password, name="Owner", organization_name="My organization"
+        )
+    organization_id = owner.active_organization_id
+    issued = kairos.identity.issue_token_for(
+        owner.id, organization_id, name="kairos up", expires_in_days=30
+    )
+    token = issued.secret
+    if password is not None:
+        _connect_sandbox_x(api_url, token)
+    lines = [
+        "",
+        "Kairos is running.",
+        f"  API            {api_url}   (OpenAPI: {api_url}/docs)",
+        f"  Sandbox X      {sandbox_url}/x",
+        f"  Data           {kairos.settings.data_dir.resolve()}",
+    ]
+    if password is not None:
+        lines.append(f"  Owner login    {OWNER_EMAIL} / {password}   (shown once)")
+    lines += [
+        f"  API token      {token}   (new each start, expires in 30 days)",
+        "",
+        "Try it:",
+        f'  curl {api_url}/api/integrations -H "Authorization: Bearer {token}"',
+        "",
+        "Schedule a post to every connected X account:",
+        f"  curl -X POST {api_url}/api/posts -H \"Authorization: Bearer {token}\" "
+        "-H 'Content-Type: application/json' "
+        "-d '{\"content\": \"Hello from Kairos\", \"platforms\": [\"twitter\"], "
+        "\"scheduledAt\": \"2030-01-01T09:00:00Z\"}'",
+        "",
+        "Press Ctrl+C to stop.",
+    ]
+    print("\n".join(lines), flush=True)  # noqa: T201
+
+
+def _connect_sandbox_x(api_url: str, token: str) -> None:
+    """Connect through the same popup flow a user clicks: auth URL, consent, callback."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=15) as http:
+        url = http.get(f"{api_url}/api/integrations/twitter/auth", headers=headers).json()["url"]
+        callback = approve(url, username=SANDBOX_X_USERNAME, client=http)
+        http.get(callback).raise_for_status()

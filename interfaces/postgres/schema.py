@@ -1,0 +1,86 @@
+"""Relational tables outside the event store: identity, audit trail, OAuth states, vault.
+
+Created idempotently at start-up. Read models create their own tables (``projections/``).
+"""
+
+from __future__ import annotations
+
+from eventsourcing.postgres import PostgresDatastore
+
+STATEMENTS = [
+    """CREATE TABLE IF NOT EXISTS organizations (
+        id uuid PRIMARY KEY,
+        name text NOT NULL,
+        plan text NOT NULL DEFAULT 'self-hosted',
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS users (
+        id uuid PRIMARY KEY,
+        email text NOT NULL UNIQUE,
+        name text NOT NULL DEFAULT '',
+        password_hash text NOT NULL,
+        active_organization_id uuid REFERENCES organizations (id),
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS memberships (
+        organization_id uuid NOT NULL REFERENCES organizations (id),
+        user_id uuid NOT NULL REFERENCES users (id),
+        role text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (organization_id, user_id))""",
+    """CREATE TABLE IF NOT EXISTS browser_sessions (
+        key_hash bytea PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users (id),
+        organization_id uuid NOT NULL REFERENCES organizations (id),
+        csrf_token text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        id uuid PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users (id),
+        organization_id uuid NOT NULL REFERENCES organizations (id),
+        name text NOT NULL,
+        token_hash bytea NOT NULL UNIQUE,
+        prefix text NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz,
+        last_used_at timestamptz,
+        revoked_at timestamptz)""",
+    "CREATE INDEX IF NOT EXISTS api_tokens_by_owner ON api_tokens (user_id, organization_id)",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        id bigserial PRIMARY KEY,
+        occurred_at timestamptz NOT NULL DEFAULT now(),
+        action text NOT NULL,
+        actor_user_id uuid,
+        organization_id uuid,
+        subject text NOT NULL,
+        details jsonb NOT NULL DEFAULT '{}')""",
+    # The audit trail is append-only: the database itself refuses edits and deletions.
+    """CREATE OR REPLACE FUNCTION audit_log_is_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+    """CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+       FOR EACH ROW EXECUTE FUNCTION audit_log_is_append_only()""",
+    """CREATE TABLE IF NOT EXISTS oauth_states (
+        state_hash bytea PRIMARY KEY,
+        organization_id uuid NOT NULL,
+        user_id uuid NOT NULL,
+        provider text NOT NULL,
+        code_verifier text NOT NULL,
+        redirect_uri text NOT NULL,
+        expires_at timestamptz NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS credentials (
+        id uuid PRIMARY KEY,
+        organization_id uuid NOT NULL,
+        key_id text NOT NULL,
+        nonce bytea NOT NULL,
+        ciphertext bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        rotated_at timestamptz)""",
+]
+
+
+def create_tables(datastore: PostgresDatastore) -> None:
+    with datastore.transaction(commit=True) as curs:
+        # Serialise concurrent start-ups (api + projector) creating the same objects.
+        curs.execute("SELECT pg_advisory_xact_lock(7215004)")
+        for statement in STATEMENTS:
+            curs.execute(statement)  # type: ignore[arg-type]

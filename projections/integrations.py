@@ -1,0 +1,110 @@
+"""The integrations read model: an organization's connected accounts and their health.
+
+Table ``integrations``: one row per account ever connected (disconnected ones keep their row
+with status ``disconnected``, so history and analytics still resolve the id).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
+from psycopg.types.json import Jsonb
+
+from application.views import IntegrationDetails, integration_details
+from projections.base import ReadModel
+
+
+class IntegrationsView(ReadModel):
+    name = "integrations"
+    topic_prefixes = ("domain.integration:",)
+
+    @property
+    def tables(self) -> list[str]:
+        return [f"{self.prefix}integrations"]
+
+    def create_statements(self) -> list[str]:
+        table = f'"{self.datastore.schema}"."{self.tables[0]}"'
+        return [
+            f"""CREATE TABLE IF NOT EXISTS {table} (
+                id uuid PRIMARY KEY,
+                organization_id uuid NOT NULL,
+                provider text NOT NULL,
+                external_account_id text NOT NULL,
+                account_name text NOT NULL,
+                display_name text NOT NULL,
+                avatar_url text,
+                status text NOT NULL,
+                active boolean NOT NULL,
+                capabilities jsonb NOT NULL,
+                token_expires_at timestamptz,
+                last_error text,
+                connected_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                version integer NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {self.prefix}integrations_by_org "
+            f"ON {table} (organization_id, provider, status)",
+        ]
+
+    def materialize(self, curs: Cursor[DictRow], aggregate_id: UUID, version: int) -> None:
+        integration = self.app.get_integration_at(aggregate_id, version)
+        if integration is None:
+            return
+        d = integration_details(integration)
+        curs.execute(
+            SQL(
+                "INSERT INTO {0} (id, organization_id, provider, external_account_id, account_name, "
+                "display_name, avatar_url, status, active, capabilities, token_expires_at, "
+                "last_error, connected_at, updated_at, version) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (id) DO UPDATE SET account_name=EXCLUDED.account_name, "
+                "display_name=EXCLUDED.display_name, avatar_url=EXCLUDED.avatar_url, "
+                "status=EXCLUDED.status, active=EXCLUDED.active, "
+                "capabilities=EXCLUDED.capabilities, token_expires_at=EXCLUDED.token_expires_at, "
+                "last_error=EXCLUDED.last_error, updated_at=EXCLUDED.updated_at, "
+                "version=EXCLUDED.version"
+            ).format(self.table("integrations")),
+            (
+                d.id,
+                d.organization_id,
+                d.provider,
+                d.external_account_id,
+                d.account_name,
+                d.display_name,
+                d.avatar_url,
+                d.status,
+                d.active,
+                Jsonb(d.capabilities),
+                d.token_expires_at,
+                d.last_error,
+                d.connected_at,
+                d.updated_at,
+                d.version,
+            ),
+        )
+
+    # ---- queries (always scoped to one organization) ------------------------------------
+
+    def list_integrations(self, organization_id: UUID) -> list[IntegrationDetails]:
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT * FROM {0} WHERE organization_id = %s AND status <> 'disconnected' "
+                    "ORDER BY provider, account_name, id"
+                ).format(self.table("integrations")),
+                (organization_id,),
+            )
+            return [IntegrationDetails(**row) for row in curs.fetchall()]
+
+    def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]:
+        with self.datastore.transaction() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT id FROM {0} WHERE organization_id = %s AND provider = %s "
+                    "AND status = 'connected' AND active ORDER BY connected_at, id"
+                ).format(self.table("integrations")),
+                (organization_id, provider),
+            )
+            return [row["id"] for row in curs.fetchall()]

@@ -1,0 +1,157 @@
+"""Shared fixtures: a real PostgreSQL database, the sandbox platforms and the API over HTTP.
+
+PostgreSQL comes from ``KAIROS_DATABASE_URL`` when set (CI points it at the machine's
+server), else an embedded server from the ``pgserver`` package. Either way each test session
+gets its own freshly created database, dropped at the end. Nothing is skipped: if the
+server cannot be reached, the fixtures fail loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from interfaces.config import Settings
+from interfaces.postgres.vault import new_vault_key
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def _with_database(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("KAIROS_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    server: Any = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield str(server.get_uri())
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"kairos_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from interfaces.serving import serve
+    from sandbox.app import create_sandbox_app
+
+    with serve(create_sandbox_app(tmp_path_factory.mktemp("sandbox"))) as url:
+        yield url
+
+
+def make_settings(database_url: str, sandbox_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "vault_keys": new_vault_key("k1"),
+        "x_authorize_url": f"{sandbox_url}/x/i/oauth2/authorize",
+        "x_api_base_url": f"{sandbox_url}/x",
+        "cookie_secure": False,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def kairos(database_url: str, sandbox_url: str) -> Iterator[Any]:
+    from interfaces.bootstrap import build
+
+    system = build(make_settings(database_url, sandbox_url))
+    system.start_projections()
+    yield system
+    system.close()
+
+
+@pytest.fixture(scope="session")
+def api_url(kairos: Any) -> Iterator[str]:
+    from interfaces.api.app import create_api
+    from interfaces.serving import free_port, serve
+
+    port = free_port()
+    kairos.settings.public_base_url = f"http://127.0.0.1:{port}"
+    with serve(create_api(kairos), port) as url:
+        yield url
+
+
+@dataclass
+class Account:
+    """A user with their own organization and an API token, talking to the API over HTTP."""
+
+    email: str
+    password: str
+    user_id: UUID
+    organization_id: UUID
+    token: str
+    http: httpx.Client
+
+    def connect_x(self, username: str) -> dict[str, Any]:
+        """Connect a sandbox X account through the auth URL, consent page and callback."""
+        from interfaces.consent import approve
+
+        url = self.http.get("/api/integrations/twitter/auth").json()["url"]
+        callback = approve(url, username=username)
+        page = self.http.get(callback)
+        assert page.status_code == 200, page.text
+        integrations = self.http.get("/api/integrations").json()["integrations"]
+        return next(i for i in integrations if i["accountName"] == username)
+
+
+@pytest.fixture
+def make_account(kairos: Any, api_url: str) -> Iterator[Any]:
+    clients: list[httpx.Client] = []
+
+    def create(label: str = "user") -> Account:
+        email = f"{label}-{secrets.token_hex(4)}@example.com"
+        password = secrets.token_urlsafe(16)
+        user, org = kairos.identity.create_user(email=email, password=password, name=label)
+        issued = kairos.identity.issue_token_for(user.id, org.id, name="tests", expires_in_days=None)
+        http = httpx.Client(
+            base_url=api_url, headers={"Authorization": f"Bearer {issued.secret}"}, timeout=15
+        )
+        clients.append(http)
+        return Account(email, password, user.id, org.id, issued.secret, http)
+
+    yield create
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def account(make_account: Any) -> Account:
+    return make_account()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    return tmp_path
