@@ -149,7 +149,8 @@ def account(make_account: Any) -> Account:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(3)}"
+    """A fresh sandbox username; X allows 15 characters."""
+    return f"{prefix[:8]}_{secrets.token_hex(3)}"
 
 
 @pytest.fixture

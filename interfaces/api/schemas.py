@@ -22,7 +22,7 @@ class Camel(BaseModel):
 class StrictInput(BaseModel):
     """Inputs refuse unknown fields, so a typo like ``scheduled_at`` is an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
 
 
 def parse_timestamp(value: object, field: str = "scheduledAt") -> datetime:
