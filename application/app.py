@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -40,10 +40,14 @@ class KairosApplication(Application[UUID]):
 
     def _get(self, kind: type[A], aggregate_id: UUID, version: int | None) -> A | None:
         try:
-            aggregate = self.repository.get(aggregate_id, version=version)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
+
+    def history(self, aggregate_id: UUID) -> list[Aggregate.Event]:
+        """Every stored event of one aggregate, oldest first."""
+        return [cast(Aggregate.Event, event) for event in self.events.get(aggregate_id)]
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0

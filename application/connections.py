@@ -131,7 +131,9 @@ class ConnectionService:
             )
             profile = adapter.fetch_profile(tokens.access_token)
         except PlatformError as exc:
-            raise AuthorizationFailed(f"the platform refused the connection: {exc.message}") from exc
+            raise AuthorizationFailed(
+                f"the platform refused the connection: {exc.message}"
+            ) from exc
         credential_id = self._vault.store(pending.organization_id, tokens)
         try:
             return self._record_connection(pending, adapter, profile, tokens, credential_id)
@@ -194,7 +196,9 @@ class ConnectionService:
             return self._adapters[provider]
         except KeyError:
             known = ", ".join(self.providers) or "none"
-            raise InvalidField("provider", f"unknown provider '{provider}' (known: {known})") from None
+            raise InvalidField(
+                "provider", f"unknown provider '{provider}' (known: {known})"
+            ) from None
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -204,4 +208,3 @@ def pkce_challenge(verifier: str) -> str:
 
 def _hash(state: str) -> bytes:
     return hashlib.sha256(state.encode()).digest()
-

@@ -100,7 +100,9 @@ class IdentityStore(Protocol):
 
     def add_user(self, user: User, organization: Organization, audit: AuditEntry) -> None: ...
 
-    def add_organization(self, organization: Organization, owner: UUID, audit: AuditEntry) -> None: ...
+    def add_organization(
+        self, organization: Organization, owner: UUID, audit: AuditEntry
+    ) -> None: ...
 
     def user_by_email(self, email: str) -> User | None: ...
 
@@ -124,7 +126,9 @@ class IdentityStore(Protocol):
 
     def tokens(self, user_id: UUID, organization_id: UUID) -> list[ApiToken]: ...
 
-    def revoke_token(self, token_id: UUID, user_id: UUID, at: datetime, audit: AuditEntry) -> bool: ...
+    def revoke_token(
+        self, token_id: UUID, user_id: UUID, at: datetime, audit: AuditEntry
+    ) -> bool: ...
 
     def touch_token(self, token_id: UUID, at: datetime) -> None: ...
 
@@ -153,7 +157,9 @@ class IdentityService:
         if self._store.user_by_email(email) is not None:
             raise Conflict(f"a user with email {email} already exists")
         organization = Organization(
-            id=uuid4(), name=organization_name or f"{name or email}'s organization", plan="self-hosted"
+            id=uuid4(),
+            name=organization_name or f"{name or email}'s organization",
+            plan="self-hosted",
         )
         user = User(
             id=uuid4(),
@@ -181,7 +187,9 @@ class IdentityService:
     def organizations(self, user_id: UUID) -> list[Organization]:
         return self._store.memberships(user_id)
 
-    def switch_organization(self, principal: Principal, session_key: str, organization_id: UUID) -> None:
+    def switch_organization(
+        self, principal: Principal, session_key: str, organization_id: UUID
+    ) -> None:
         if organization_id not in {o.id for o in self._store.memberships(principal.user_id)}:
             raise NotFound(f"organization {organization_id} not found")
         self._store.set_active_organization(principal.user_id, organization_id)
@@ -277,7 +285,9 @@ class IdentityService:
             token_id,
             principal.user_id,
             self._clock(),
-            AuditEntry("token.revoked", principal.user_id, principal.organization_id, str(token_id), {}),
+            AuditEntry(
+                "token.revoked", principal.user_id, principal.organization_id, str(token_id), {}
+            ),
         )
         if not revoked:
             raise NotFound(f"token {token_id} not found")
@@ -314,7 +324,8 @@ class IdentityService:
     def _require_session(principal: Principal) -> None:
         if principal.via != "session":
             raise PermissionDenied(
-                "API tokens cannot create, list or revoke tokens; manage tokens from a browser session"
+                "API tokens cannot create, list or revoke tokens; "
+                "manage tokens from a browser session"
             )
 
 

@@ -54,7 +54,9 @@ class AuthorizationExpired(PlatformError):
 class RateLimited(PlatformError):
     retryable = True
 
-    def __init__(self, message: str, *, reset_at: datetime | None, status: int | None = 429) -> None:
+    def __init__(
+        self, message: str, *, reset_at: datetime | None, status: int | None = 429
+    ) -> None:
         super().__init__(message, status=status)
         self.reset_at = reset_at
 

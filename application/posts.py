@@ -23,10 +23,19 @@ from domain.ids import idempotent_post_id
 from domain.integration import Integration, IntegrationStatus
 from domain.post import Post
 
-PROVIDER_ALIASES = {"x": "twitter", "twitter": "twitter", "instagram": "instagram",
-                    "instagram-facebook": "instagram-facebook", "tiktok": "tiktok"}
-PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram",
-                   "instagram-facebook": "Instagram", "tiktok": "TikTok"}
+PROVIDER_ALIASES = {
+    "x": "twitter",
+    "twitter": "twitter",
+    "instagram": "instagram",
+    "instagram-facebook": "instagram-facebook",
+    "tiktok": "tiktok",
+}
+PROVIDER_LABELS = {
+    "twitter": "X",
+    "instagram": "Instagram",
+    "instagram-facebook": "Instagram",
+    "tiktok": "TikTok",
+}
 
 
 class AccountDirectory(Protocol):
@@ -150,12 +159,14 @@ class PostService:
         post.delete()
         return self._app.save_all(post)
 
-    def get(self, organization_id: UUID, post_id: UUID, as_of: datetime | None = None) -> PostDetails:
+    def get(
+        self, organization_id: UUID, post_id: UUID, as_of: datetime | None = None
+    ) -> PostDetails:
         if as_of is None:
             return post_details(self._load(organization_id, post_id))
         self._load(organization_id, post_id, include_deleted=True)
         version = None
-        for event in self._app.events.get(post_id):
+        for event in self._app.history(post_id):
             if event.timestamp > as_of:
                 break
             version = event.originator_version
@@ -175,12 +186,10 @@ class PostService:
                 version=event.originator_version,
                 timestamp=event.timestamp,
                 data={
-                    key: value
-                    for key, value in vars(event).items()
-                    if key not in _ENVELOPE_FIELDS
+                    key: value for key, value in vars(event).items() if key not in _ENVELOPE_FIELDS
                 },
             )
-            for event in self._app.events.get(post_id)
+            for event in self._app.history(post_id)
         ]
 
     # ---- internals ----------------------------------------------------------------------
@@ -238,7 +247,9 @@ class PostService:
                     f"first (GET /api/integrations/{provider}/auth)",
                 )
         if not accounts:
-            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+            raise InvalidField(
+                "accountIds", "select at least one account (accountIds or platforms)"
+            )
         return accounts
 
 
@@ -256,4 +267,6 @@ def _require_publishable(integration: Integration, field_name: str) -> None:
     )
 
 
-_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+_ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+)

@@ -116,7 +116,9 @@ def _instagram_rules(content: str, thread: list[str], media_urls: list[str]) -> 
         )
     if len(content) > INSTAGRAM_MAX_CAPTION:
         found.append(
-            Violation("content", f"Instagram captions are at most {INSTAGRAM_MAX_CAPTION} characters")
+            Violation(
+                "content", f"Instagram captions are at most {INSTAGRAM_MAX_CAPTION} characters"
+            )
         )
     if len(_HASHTAG.findall(content)) > INSTAGRAM_MAX_HASHTAGS:
         found.append(

@@ -244,7 +244,9 @@ class Post(Aggregate):
         request_fingerprint: str | None = None,
     ) -> Post:
         if not accounts:
-            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+            raise InvalidField(
+                "accountIds", "select at least one account (accountIds or platforms)"
+            )
         return cls._create(
             cls.PostDrafted,
             id=post_id or uuid4(),
@@ -285,7 +287,9 @@ class Post(Aggregate):
     ) -> None:
         self._require_editable()
         if not accounts:
-            raise InvalidField("accountIds", "select at least one account (accountIds or platforms)")
+            raise InvalidField(
+                "accountIds", "select at least one account (accountIds or platforms)"
+            )
         changed = (
             content != self.content
             or thread != self.thread
@@ -309,15 +313,15 @@ class Post(Aggregate):
         self.trigger_event(self.PostDeleted)
 
     def start_publishing(self) -> None:
-        if self.deleted or self.status is not PostStatus.SCHEDULED:
+        if self.deleted:
+            raise PostAlreadyDeleted("a deleted post is never published")
+        if self.status is not PostStatus.SCHEDULED:
             raise PostNotEditable(f"a {self.status} post cannot start publishing")
         self.trigger_event(self.PublishingStarted, accounts=dict(self.accounts))
 
     def attempt(self, account_id: str, *, attempt_key: str, lease_until: datetime) -> int:
         """Claim one delivery. Returns the attempt number it was recorded under."""
-        delivery = self._delivery(account_id)
-        if delivery.status in TERMINAL_DELIVERY:
-            raise PostNotEditable(f"delivery to {account_id} already ended as {delivery.status}")
+        delivery = self._open_delivery(account_id)
         attempt = delivery.attempts + 1
         self.trigger_event(
             self.AccountPublishAttempted,
@@ -329,14 +333,16 @@ class Post(Aggregate):
         return attempt
 
     def record_published(self, account_id: str, *, remote_id: str, url: str) -> None:
-        self._delivery(account_id)
-        self.trigger_event(self.AccountPublished, account_id=account_id, remote_id=remote_id, url=url)
+        self._open_delivery(account_id)
+        self.trigger_event(
+            self.AccountPublished, account_id=account_id, remote_id=remote_id, url=url
+        )
         self._conclude_if_done()
 
     def record_failed(
         self, account_id: str, *, category: str, retryable: bool, message: str
     ) -> None:
-        self._delivery(account_id)
+        self._open_delivery(account_id)
         self.trigger_event(
             self.AccountPublishFailed,
             account_id=account_id,
@@ -347,7 +353,7 @@ class Post(Aggregate):
         self._conclude_if_done()
 
     def record_in_doubt(self, account_id: str, *, reason: str) -> None:
-        self._delivery(account_id)
+        self._open_delivery(account_id)
         self.trigger_event(self.AccountPublishInDoubt, account_id=account_id, reason=reason)
 
     # ---- derived state ------------------------------------------------------------------
@@ -380,6 +386,13 @@ class Post(Aggregate):
             return self.deliveries[account_id]
         except KeyError:
             raise InvalidField("accountId", f"the post has no delivery to {account_id}") from None
+
+    def _open_delivery(self, account_id: str) -> Delivery:
+        """A delivery whose outcome is not yet recorded; a recorded outcome is never overturned."""
+        delivery = self._delivery(account_id)
+        if delivery.status in TERMINAL_DELIVERY:
+            raise PostNotEditable(f"delivery to {account_id} already ended as {delivery.status}")
+        return delivery
 
     def _conclude_if_done(self) -> None:
         outcome = self.status

@@ -121,7 +121,9 @@ def build(
     integrations_view = IntegrationsView(datastore, app)
     for view in (posts_view, integrations_view):
         view.create_table()
-    vault = PostgresCredentialVault(datastore, parse_keyring(settings.vault_keys.get_secret_value()))
+    vault = PostgresCredentialVault(
+        datastore, parse_keyring(settings.vault_keys.get_secret_value())
+    )
     identity = IdentityService(
         PostgresIdentityStore(datastore),
         Argon2PasswordHasher(),
@@ -133,7 +135,9 @@ def build(
         adapters if adapters is not None else platform_adapters(settings),
         PostgresOAuthStateStore(datastore),
         vault,
-        callback_url=lambda provider: f"{settings.callback_base}/api/integrations/{provider}/callback",
+        callback_url=lambda provider: (
+            f"{settings.callback_base}/api/integrations/{provider}/callback"
+        ),
         clock=clock,
     )
     return Kairos(

@@ -6,12 +6,16 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from interfaces.config import Settings
+
+if TYPE_CHECKING:
+    from projections.base import ReadModel
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 users = typer.Typer(help="Manage users (self-hosting admin).")
@@ -111,7 +115,9 @@ def create_user(
     email: Annotated[str, typer.Option(help="Login email.")],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     name: Annotated[str, typer.Option()] = "",
-    organization: Annotated[str | None, typer.Option(help="Name of the user's organization.")] = None,
+    organization: Annotated[
+        str | None, typer.Option(help="Name of the user's organization.")
+    ] = None,
 ) -> None:
     """Create a user and their organization."""
     from interfaces.bootstrap import build
@@ -150,10 +156,12 @@ def create_token(
 
 @projections.command("rebuild")
 def rebuild_projections(
-    replace: Annotated[bool, typer.Option(help="Swap the rebuilt tables in for the live ones.")] = False,
+    replace: Annotated[
+        bool, typer.Option(help="Swap the rebuilt tables in for the live ones.")
+    ] = False,
 ) -> None:
     """Replay every read model from notification 0 and prove it equals the live tables."""
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from interfaces.bootstrap import build
     from projections.rebuild import rebuild
@@ -165,15 +173,10 @@ def rebuild_projections(
             for view in kairos.views:
                 task = bar.add_task(f"rebuilding {view.name}", total=None)
 
-                def advance(done: int, total: int, task_id: int = task) -> None:
+                def advance(done: int, total: int, task_id: TaskID = task) -> None:
                     bar.update(task_id, completed=done, total=max(total, 1))
 
-                report = rebuild(
-                    view,
-                    lambda prefix, kind=type(view): kind(view.datastore, kairos.app, prefix=prefix),
-                    replace=replace,
-                    progress=advance,
-                )
+                report = rebuild(view, _shadow_of(view), replace=replace, progress=advance)
                 verdict = "identical" if report.identical else f"DIFFERENT {report.differences}"
                 bar.console.print(
                     f"{view.name}: replayed to notification {report.position}; rows {report.rows}; "
@@ -186,6 +189,16 @@ def rebuild_projections(
         raise typer.Exit(code=1)
 
 
+def _shadow_of(view: ReadModel) -> Callable[[str], ReadModel]:
+    kind = type(view)
+    return lambda prefix: kind(view.datastore, view.app, prefix=prefix)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Request lines of outbound calls carry OAuth codes and states: keep them out of logs.
+    for noisy in ("httpx", "httpcore", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     cli()

@@ -8,7 +8,9 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDERS = frozenset({"", "changethis", "change-me", "changeme", "secret", "placeholder", "xxx"})
+PLACEHOLDERS = frozenset(
+    {"", "changethis", "change-me", "changeme", "secret", "placeholder", "xxx"}
+)
 
 
 class Settings(BaseSettings):

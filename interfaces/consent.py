@@ -44,7 +44,7 @@ def approve(authorization_url: str, *, username: str, client: httpx.Client | Non
         location = decision.headers.get("location")
         if decision.status_code not in (302, 303) or not location:
             raise ValueError(f"consent was not granted (HTTP {decision.status_code})")
-        return location
+        return str(location)
     finally:
         if client is None:
             http.close()

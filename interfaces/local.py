@@ -56,8 +56,8 @@ def local_settings(data_dir: Path, port: int, sandbox_port: int) -> Settings:
     return Settings(
         environment="development",
         database_url=start_embedded_postgres(data_dir / "pg"),
-        secret_key=generated["secret_key"],  # type: ignore[arg-type]
-        vault_keys=generated["vault_keys"],  # type: ignore[arg-type]
+        secret_key=generated["secret_key"],
+        vault_keys=generated["vault_keys"],
         public_base_url=f"http://127.0.0.1:{port}",
         port=port,
         data_dir=data_dir,
@@ -80,7 +80,9 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as stack:
         stack.callback(kairos.close)
-        sandbox_url = stack.enter_context(serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port))
+        sandbox_url = stack.enter_context(
+            serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port)
+        )
         kairos.start_projections()
         api_url = stack.enter_context(serve(create_api(kairos), port, log_level="info"))
         _welcome(kairos, api_url, sandbox_url)
@@ -93,7 +95,7 @@ def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
     password = None
     if owner is None:
         password = secrets.token_urlsafe(12)
-        owner, organization = kairos.identity.create_user(
+        owner, _organization = kairos.identity.create_user(
             email=OWNER_EMAIL, password=password, name="Owner", organization_name="My organization"
         )
     organization_id = owner.active_organization_id
@@ -119,10 +121,10 @@ def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
         f'  curl {api_url}/api/integrations -H "Authorization: Bearer {token}"',
         "",
         "Schedule a post to every connected X account:",
-        f"  curl -X POST {api_url}/api/posts -H \"Authorization: Bearer {token}\" "
+        f'  curl -X POST {api_url}/api/posts -H "Authorization: Bearer {token}" '
         "-H 'Content-Type: application/json' "
-        "-d '{\"content\": \"Hello from Kairos\", \"platforms\": [\"twitter\"], "
-        "\"scheduledAt\": \"2030-01-01T09:00:00Z\"}'",
+        '-d \'{"content": "Hello from Kairos", "platforms": ["twitter"], '
+        '"scheduledAt": "2030-01-01T09:00:00Z"}\'',
         "",
         "Press Ctrl+C to stop.",
     ]

@@ -35,11 +35,15 @@ class ReadModel(PostgresTrackingRecorder, ABC):
     topic_prefixes: ClassVar[tuple[str, ...]]
     """Module prefixes of the event topics whose aggregates this view materialises."""
 
-    def __init__(self, datastore: PostgresDatastore, app: KairosApplication, *, prefix: str = "") -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, app: KairosApplication, *, prefix: str = ""
+    ) -> None:
         super().__init__(datastore, tracking_table_name=f"{prefix}{self.name}_tracking")
         self.app = app
         self.prefix = prefix
-        self.sql_create_statements.extend(SQL(statement) for statement in self.create_statements())  # type: ignore[arg-type]
+        self.sql_create_statements.extend(
+            SQL(statement).format() for statement in self.create_statements()
+        )
         key = hashlib.sha256(f"kairos-projection/{prefix}{self.name}".encode()).digest()
         self._lock_key = int.from_bytes(key[:8], "big", signed=True)
 
@@ -71,7 +75,9 @@ class ReadModel(PostgresTrackingRecorder, ABC):
         for notification in notifications:
             if notification.topic.startswith(self.topic_prefixes):
                 aggregate_id = UUID(str(notification.originator_id))
-                latest[aggregate_id] = max(latest.get(aggregate_id, 0), notification.originator_version)
+                latest[aggregate_id] = max(
+                    latest.get(aggregate_id, 0), notification.originator_version
+                )
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
             position = self._max_tracking_id(self.app.name, curs) or 0
@@ -81,7 +87,7 @@ class ReadModel(PostgresTrackingRecorder, ABC):
                 self.materialize(curs, aggregate_id, version)
             self._insert_tracking(curs, Tracking(self.app.name, notifications[-1].id))
 
-    def wait(self, position: int, timeout: float = 2.0) -> bool:
+    def catch_up_to(self, position: int, timeout: float = 2.0) -> bool:
         """Block until this view has processed ``position``; False if the timeout passed."""
         deadline = time.monotonic() + timeout
         pause = 0.002
@@ -99,13 +105,16 @@ class ReadModel(PostgresTrackingRecorder, ABC):
         """Drop this view's tables and tracking row (used for shadow rebuilds)."""
         with self.datastore.transaction(commit=True) as curs:
             for name in [*reversed(self.tables), self.tracking_table_name]:
-                curs.execute(SQL("DROP TABLE IF EXISTS {0}").format(Identifier(self.datastore.schema, name)))
+                curs.execute(
+                    SQL("DROP TABLE IF EXISTS {0}").format(Identifier(self.datastore.schema, name))
+                )
 
     def rows(self, table: str, order_by: str) -> list[dict[str, Any]]:
         with self.datastore.transaction() as curs:
             curs.execute(
                 SQL("SELECT * FROM {0} ORDER BY {1}").format(
-                    Identifier(self.datastore.schema, table), SQL(order_by)  # type: ignore[arg-type]
+                    Identifier(self.datastore.schema, table),
+                    SQL(order_by),
                 )
             )
             return list(curs.fetchall())

@@ -55,9 +55,9 @@ class IntegrationsView(ReadModel):
         d = integration_details(integration)
         curs.execute(
             SQL(
-                "INSERT INTO {0} (id, organization_id, provider, external_account_id, account_name, "
-                "display_name, avatar_url, status, active, capabilities, token_expires_at, "
-                "last_error, connected_at, updated_at, version) "
+                "INSERT INTO {0} (id, organization_id, provider, external_account_id, "
+                "account_name, display_name, avatar_url, status, active, capabilities, "
+                "token_expires_at, last_error, connected_at, updated_at, version) "
                 "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
                 "ON CONFLICT (id) DO UPDATE SET account_name=EXCLUDED.account_name, "
                 "display_name=EXCLUDED.display_name, avatar_url=EXCLUDED.avatar_url, "

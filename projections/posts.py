@@ -77,7 +77,9 @@ class PostsView(ReadModel):
         posts, deliveries = (self.table(t) for t in ("posts", "post_deliveries"))
         post = self.app.get_post(aggregate_id, version=version)
         if post is None or post.deleted:
-            curs.execute(SQL("DELETE FROM {0} WHERE post_id = %s").format(deliveries), (aggregate_id,))
+            curs.execute(
+                SQL("DELETE FROM {0} WHERE post_id = %s").format(deliveries), (aggregate_id,)
+            )
             curs.execute(SQL("DELETE FROM {0} WHERE id = %s").format(posts), (aggregate_id,))
             return
         details = post_details(post)
@@ -162,9 +164,9 @@ class PostsView(ReadModel):
             clauses.append(SQL("(created_at, id) < (%s, %s)"))
             params.extend([created_at, post_id])
         params.append(min(limit, MAX_PAGE) + 1)
-        query = SQL("SELECT * FROM {0} WHERE {1} ORDER BY created_at DESC, id DESC LIMIT %s").format(
-            self.table("posts"), SQL(" AND ").join(clauses)
-        )
+        query = SQL(
+            "SELECT * FROM {0} WHERE {1} ORDER BY created_at DESC, id DESC LIMIT %s"
+        ).format(self.table("posts"), SQL(" AND ").join(clauses))
         with self.datastore.transaction() as curs:
             curs.execute(query, params, prepare=True)
             rows = curs.fetchall()

@@ -30,7 +30,7 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 def _with_database(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +131,9 @@ def make_account(kairos: Any, api_url: str) -> Iterator[Any]:
         email = f"{label}-{secrets.token_hex(4)}@example.com"
         password = secrets.token_urlsafe(16)
         user, org = kairos.identity.create_user(email=email, password=password, name=label)
-        issued = kairos.identity.issue_token_for(user.id, org.id, name="tests", expires_in_days=None)
+        issued = kairos.identity.issue_token_for(
+            user.id, org.id, name="tests", expires_in_days=None
+        )
         http = httpx.Client(
             base_url=api_url, headers={"Authorization": f"Bearer {issued.secret}"}, timeout=15
         )
@@ -145,7 +147,8 @@ def make_account(kairos: Any, api_url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def account(make_account: Any) -> Account:
-    return make_account()
+    created: Account = make_account()
+    return created
 
 
 def unique(prefix: str) -> str:

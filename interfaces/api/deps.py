@@ -46,7 +46,9 @@ def authenticate(request: Request, kairos: KairosDep) -> Principal:
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
-                raise PermissionDenied(f"missing or wrong {CSRF_HEADER} header for a cookie session")
+                raise PermissionDenied(
+                    f"missing or wrong {CSRF_HEADER} header for a cookie session"
+                )
         return principal
     raise Unauthorized("missing API token: send 'Authorization: Bearer ttp_…'")
 

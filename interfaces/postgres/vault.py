@@ -76,18 +76,22 @@ class PostgresCredentialVault:
             row = curs.fetchone()
         if row is None:
             raise CredentialNotFound(f"credential {credential_id} does not exist")
-        return self._open(credential_id, row["organization_id"], row["key_id"], row["nonce"], row["ciphertext"])
+        return self._open(
+            credential_id, row["organization_id"], row["key_id"], row["nonce"], row["ciphertext"]
+        )
 
     def replace(self, credential_id: UUID, tokens: TokenSet) -> None:
         with self._datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT organization_id FROM credentials WHERE id = %s FOR UPDATE", (credential_id,))
+            curs.execute(
+                "SELECT organization_id FROM credentials WHERE id = %s FOR UPDATE", (credential_id,)
+            )
             row = curs.fetchone()
             if row is None:
                 raise CredentialNotFound(f"credential {credential_id} does not exist")
             nonce, ciphertext = self._seal(credential_id, row["organization_id"], tokens)
             curs.execute(
-                "UPDATE credentials SET key_id = %s, nonce = %s, ciphertext = %s, rotated_at = now() "
-                "WHERE id = %s",
+                "UPDATE credentials SET key_id = %s, nonce = %s, ciphertext = %s, "
+                "rotated_at = now() WHERE id = %s",
                 (self._active_id, nonce, ciphertext, credential_id),
             )
 
@@ -104,7 +108,9 @@ class PostgresCredentialVault:
             self.replace(credential_id, self.read(credential_id))
         return len(stale)
 
-    def _seal(self, credential_id: UUID, organization_id: UUID, tokens: TokenSet) -> tuple[bytes, bytes]:
+    def _seal(
+        self, credential_id: UUID, organization_id: UUID, tokens: TokenSet
+    ) -> tuple[bytes, bytes]:
         nonce = os.urandom(12)
         payload = json.dumps(
             {
@@ -120,13 +126,22 @@ class PostgresCredentialVault:
         return nonce, self._active.encrypt(nonce, payload, _aad(credential_id, organization_id))
 
     def _open(
-        self, credential_id: UUID, organization_id: UUID, key_id: str, nonce: bytes, ciphertext: bytes
+        self,
+        credential_id: UUID,
+        organization_id: UUID,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
     ) -> TokenSet:
         try:
             key = self._keys[key_id]
         except KeyError:
-            raise VaultKeyError(f"credential {credential_id} is sealed with unknown key {key_id!r}") from None
-        data = json.loads(key.decrypt(bytes(nonce), bytes(ciphertext), _aad(credential_id, organization_id)))
+            raise VaultKeyError(
+                f"credential {credential_id} is sealed with unknown key {key_id!r}"
+            ) from None
+        data = json.loads(
+            key.decrypt(bytes(nonce), bytes(ciphertext), _aad(credential_id, organization_id))
+        )
         return TokenSet(
             access_token=data["access_token"],
             refresh_token=data["refresh_token"],

@@ -27,14 +27,18 @@ from interfaces.api.schemas import (
 router = APIRouter(prefix="/api", tags=["account"], responses=ERRORS)
 
 
-def _session_envelope(kairos: KairosDep, user_id: UUID, organization_id: UUID, csrf: str | None) -> SessionEnvelope:
+def _session_envelope(
+    kairos: KairosDep, user_id: UUID, organization_id: UUID, csrf: str | None
+) -> SessionEnvelope:
     user = kairos.identity.user(user_id)
     organizations = kairos.identity.organizations(user_id)
     return SessionEnvelope(
         user_id=user_id,
         email=user.email if user else "",
         organization_id=organization_id,
-        organizations=[OrganizationOut(id=o.id, name=o.name, plan=o.plan, role=o.role) for o in organizations],
+        organizations=[
+            OrganizationOut(id=o.id, name=o.name, plan=o.plan, role=o.role) for o in organizations
+        ],
         csrf_token=csrf,
     )
 
@@ -56,7 +60,9 @@ def log_in(body: LoginInput, kairos: KairosDep, response: Response) -> SessionEn
 
 
 @router.post("/auth/logout", response_model=Envelope)
-def log_out(request: Request, response: Response, kairos: KairosDep, principal: PrincipalDep) -> Envelope:
+def log_out(
+    request: Request, response: Response, kairos: KairosDep, principal: PrincipalDep
+) -> Envelope:
     key = request.cookies.get(SESSION_COOKIE)
     if key:
         kairos.identity.log_out(key)
@@ -66,7 +72,9 @@ def log_out(request: Request, response: Response, kairos: KairosDep, principal: 
 
 @router.get("/auth/me", response_model=SessionEnvelope)
 def me(kairos: KairosDep, principal: PrincipalDep) -> SessionEnvelope:
-    return _session_envelope(kairos, principal.user_id, principal.organization_id, principal.csrf_token)
+    return _session_envelope(
+        kairos, principal.user_id, principal.organization_id, principal.csrf_token
+    )
 
 
 @router.post("/organizations", response_model=OrganizationEnvelope, status_code=201)
@@ -74,7 +82,9 @@ def create_organization(
     body: OrganizationCreateInput, kairos: KairosDep, principal: PrincipalDep
 ) -> OrganizationEnvelope:
     o = kairos.identity.create_organization(principal.user_id, body.name)
-    return OrganizationEnvelope(organization=OrganizationOut(id=o.id, name=o.name, plan=o.plan, role=o.role))
+    return OrganizationEnvelope(
+        organization=OrganizationOut(id=o.id, name=o.name, plan=o.plan, role=o.role)
+    )
 
 
 @router.post("/organizations/active", response_model=SessionEnvelope)
@@ -91,13 +101,19 @@ def switch_organization(
 
 @router.get("/tokens", response_model=TokenListEnvelope)
 def list_tokens(kairos: KairosDep, principal: PrincipalDep) -> TokenListEnvelope:
-    return TokenListEnvelope(tokens=[TokenOut.of(t) for t in kairos.identity.list_tokens(principal)])
+    return TokenListEnvelope(
+        tokens=[TokenOut.of(t) for t in kairos.identity.list_tokens(principal)]
+    )
 
 
 @router.post("/tokens", response_model=TokenCreatedEnvelope, status_code=201)
-def create_token(body: TokenCreateInput, kairos: KairosDep, principal: PrincipalDep) -> TokenCreatedEnvelope:
+def create_token(
+    body: TokenCreateInput, kairos: KairosDep, principal: PrincipalDep
+) -> TokenCreatedEnvelope:
     """Browser session only: an API token cannot mint tokens (403)."""
-    issued = kairos.identity.issue_token(principal, name=body.name, expires_in_days=body.expires_in_days)
+    issued = kairos.identity.issue_token(
+        principal, name=body.name, expires_in_days=body.expires_in_days
+    )
     return TokenCreatedEnvelope(token=issued.secret, api_token=TokenOut.of(issued.token))
 
 

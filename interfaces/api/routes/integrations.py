@@ -28,7 +28,9 @@ router = APIRouter(prefix="/api/integrations", tags=["integrations"], responses=
 @router.get("", response_model=IntegrationListEnvelope)
 def list_integrations(kairos: KairosDep, principal: PrincipalDep) -> IntegrationListEnvelope:
     """Each integration: id, provider, accountName, status, capabilities. Never a token."""
-    kairos.integrations_view.wait(kairos.app.last_position(), kairos.settings.read_your_writes_timeout)
+    kairos.integrations_view.catch_up_to(
+        kairos.app.last_position(), kairos.settings.read_your_writes_timeout
+    )
     rows = kairos.integrations_view.list_integrations(principal.organization_id)
     return IntegrationListEnvelope(integrations=[IntegrationOut.of(r) for r in rows])
 
@@ -83,7 +85,9 @@ def oauth_callback(
     )
 
 
-def _page(status: int, title: str, text: str, notify: tuple[dict[str, object], str] | None) -> HTMLResponse:
+def _page(
+    status: int, title: str, text: str, notify: tuple[dict[str, object], str] | None
+) -> HTMLResponse:
     script = ""
     if notify is not None:
         payload, origin = notify

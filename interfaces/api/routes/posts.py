@@ -59,7 +59,9 @@ def list_posts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PostListEnvelope:
     """Newest first. Sees every write that committed before the request arrived."""
-    kairos.posts_view.wait(kairos.app.last_position(), kairos.settings.read_your_writes_timeout)
+    kairos.posts_view.catch_up_to(
+        kairos.app.last_position(), kairos.settings.read_your_writes_timeout
+    )
     try:
         page, next_cursor = kairos.posts_view.list_posts(
             principal.organization_id, status=status, cursor=cursor, limit=limit
@@ -73,7 +75,9 @@ def list_posts(
     "",
     status_code=201,
     response_model=PostEnvelope,
-    responses={422: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"}},
+    responses={
+        422: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"}
+    },
 )
 def create_post(
     body: PostCreate,
@@ -121,7 +125,9 @@ def get_post(
             moment = parse_timestamp(as_of, "asOf")
         except ValueError as exc:
             raise InvalidField("asOf", str(exc)) from None
-    return PostEnvelope(post=PostOut.of(kairos.posts.get(principal.organization_id, post_id, moment)))
+    return PostEnvelope(
+        post=PostOut.of(kairos.posts.get(principal.organization_id, post_id, moment))
+    )
 
 
 @router.patch("/{post_id}", response_model=PostEnvelope, responses={409: {"model": ErrorBody}})
@@ -130,9 +136,7 @@ def update_post(
 ) -> PostEnvelope:
     """Edit a draft or scheduled post; ``scheduledAt`` schedules, moves, or (null) unschedules."""
     sent = body.model_fields_set
-    scheduled_at = (
-        parse_timestamp(body.scheduled_at) if body.scheduled_at is not None else None
-    )
+    scheduled_at = parse_timestamp(body.scheduled_at) if body.scheduled_at is not None else None
     saved = kairos.posts.update(
         principal.organization_id,
         post_id,

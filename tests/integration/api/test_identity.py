@@ -21,7 +21,9 @@ TOKEN_FORMAT = re.compile(r"^ttp_[0-9a-f]{48}$")
 
 def _browser(api_url: str, account: Account) -> tuple[httpx.Client, str]:
     browser = httpx.Client(base_url=api_url, timeout=10)
-    login = browser.post("/api/auth/login", json={"email": account.email, "password": account.password})
+    login = browser.post(
+        "/api/auth/login", json={"email": account.email, "password": account.password}
+    )
     assert login.status_code == 200, login.text
     return browser, login.json()["csrfToken"]
 
@@ -34,10 +36,13 @@ def test_login_sets_an_http_only_cookie(api_url: str, account: Account) -> None:
     assert response.status_code == 200
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("kairos_session=")
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
     me = browser.get("/api/auth/me").json()
     assert me["organizationId"] == str(account.organization_id)
-    wrong = browser.post("/api/auth/login", json={"email": account.email, "password": "nope-nope-nope"})
+    wrong = browser.post(
+        "/api/auth/login", json={"email": account.email, "password": "nope-nope-nope"}
+    )
     assert wrong.status_code == 401
     assert wrong.json() == {"success": False, "message": "email or password is incorrect"}
 
@@ -66,14 +71,18 @@ def test_tokens_are_shown_once_and_stored_only_as_hashes(
 
 
 def test_api_tokens_cannot_manage_tokens(account: Account) -> None:
-    for method, path in (("GET", "/api/tokens"), ("POST", "/api/tokens"), ("DELETE", f"/api/tokens/{uuid.uuid4()}")):
+    for method, path in (
+        ("GET", "/api/tokens"),
+        ("POST", "/api/tokens"),
+        ("DELETE", f"/api/tokens/{uuid.uuid4()}"),
+    ):
         response = account.http.request(method, path, json={} if method == "POST" else None)
         assert response.status_code == 403, (method, response.text)
         assert "tokens cannot" in response.json()["message"].lower()
 
 
 def test_cookie_writes_need_the_csrf_token(api_url: str, account: Account) -> None:
-    browser, csrf = _browser(api_url, account)
+    browser, _csrf = _browser(api_url, account)
     refused = browser.post("/api/tokens", json={"name": "no csrf"})
     assert refused.status_code == 403
     assert "x-csrf-token" in refused.json()["message"]
@@ -124,7 +133,9 @@ def test_another_users_token_cannot_be_revoked(api_url: str, make_account: Any) 
 @pytest.mark.parametrize("days", [0, 366, "30", 1.5])
 def test_token_expiry_is_1_to_365_days(api_url: str, account: Account, days: Any) -> None:
     browser, csrf = _browser(api_url, account)
-    response = browser.post("/api/tokens", json={"expiresInDays": days}, headers={"X-CSRF-Token": csrf})
+    response = browser.post(
+        "/api/tokens", json={"expiresInDays": days}, headers={"X-CSRF-Token": csrf}
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "expiresInDays"
 
@@ -160,19 +171,21 @@ def test_missing_or_invalid_tokens_get_401(api_url: str, header: str) -> None:
     assert response.json()["success"] is False
 
 
-def test_switching_organization_scopes_every_request(
-    api_url: str, make_account: Any
-) -> None:
+def test_switching_organization_scopes_every_request(api_url: str, make_account: Any) -> None:
     account = make_account("switcher")
     browser, csrf = _browser(api_url, account)
     first_org = str(account.organization_id)
     x = account.connect_x("switch_first")
     account.http.post("/api/posts", json={"content": "in first", "accountIds": [x["id"]]})
-    made = browser.post("/api/organizations", json={"name": "Agency client"}, headers={"X-CSRF-Token": csrf})
+    made = browser.post(
+        "/api/organizations", json={"name": "Agency client"}, headers={"X-CSRF-Token": csrf}
+    )
     assert made.status_code == 201
     second_org = made.json()["organization"]["id"]
     switched = browser.post(
-        "/api/organizations/active", json={"organizationId": second_org}, headers={"X-CSRF-Token": csrf}
+        "/api/organizations/active",
+        json={"organizationId": second_org},
+        headers={"X-CSRF-Token": csrf},
     )
     assert switched.status_code == 200
     assert browser.get("/api/auth/me").json()["organizationId"] == second_org

@@ -41,7 +41,9 @@ def test_connecting_lists_the_account_without_any_token(
     listing = account.http.get("/api/integrations").text
     single = account.http.get(f"/api/integrations/{integration['id']}").text
     for secret in (tokens.access_token, tokens.refresh_token):
-        assert secret and secret not in listing and secret not in single
+        assert secret
+        assert secret not in listing
+        assert secret not in single
     with psycopg.connect(database_url) as conn:
         events = conn.execute(
             "SELECT state FROM kairos_events WHERE originator_id = %s", (aggregate.id,)
@@ -49,8 +51,10 @@ def test_connecting_lists_the_account_without_any_token(
         sealed = conn.execute(
             "SELECT ciphertext FROM credentials WHERE id = %s", (aggregate.credential_id,)
         ).fetchone()
-    assert events and all(tokens.access_token.encode() not in bytes(row[0]) for row in events)
-    assert sealed is not None and tokens.access_token.encode() not in bytes(sealed[0])
+    assert events
+    assert all(tokens.access_token.encode() not in bytes(row[0]) for row in events)
+    assert sealed is not None
+    assert tokens.access_token.encode() not in bytes(sealed[0])
 
 
 def test_reconnecting_the_same_account_keeps_one_integration(kairos: Any, account: Account) -> None:
@@ -59,7 +63,11 @@ def test_reconnecting_the_same_account_keeps_one_integration(kairos: Any, accoun
     old_credential = kairos.app.get_integration(uuid.UUID(first["id"])).credential_id
     second = account.connect_x(username)
     assert first["id"] == second["id"]
-    listed = [i for i in account.http.get("/api/integrations").json()["integrations"] if i["accountName"] == username]
+    listed = [
+        i
+        for i in account.http.get("/api/integrations").json()["integrations"]
+        if i["accountName"] == username
+    ]
     assert len(listed) == 1
     aggregate = kairos.app.get_integration(uuid.UUID(first["id"]))
     assert aggregate.credential_id != old_credential
@@ -71,11 +79,15 @@ def test_several_accounts_per_platform(account: Account) -> None:
     names = {unique("multi") for _ in range(3)}
     for name in names:
         account.connect_x(name)
-    listed = {i["accountName"] for i in account.http.get("/api/integrations").json()["integrations"]}
+    listed = {
+        i["accountName"] for i in account.http.get("/api/integrations").json()["integrations"]
+    }
     assert names <= listed
 
 
-def test_the_same_platform_account_in_two_organizations_is_two_integrations(make_account: Any) -> None:
+def test_the_same_platform_account_in_two_organizations_is_two_integrations(
+    make_account: Any,
+) -> None:
     a, b = make_account("a"), make_account("b")
     username = unique("shared")
     assert a.connect_x(username)["id"] != b.connect_x(username)["id"]
@@ -129,11 +141,15 @@ def test_vault_keys_rotate(kairos: Any, account: Account) -> None:
     credential_id = kairos.app.get_integration(uuid.UUID(integration["id"])).credential_id
     before = kairos.vault.read(credential_id)
     old = kairos.settings.vault_keys.get_secret_value()
-    rotated = PostgresCredentialVault(kairos.datastore, parse_keyring(f"{new_vault_key('k2')},{old}"))
+    rotated = PostgresCredentialVault(
+        kairos.datastore, parse_keyring(f"{new_vault_key('k2')},{old}")
+    )
     assert rotated.rotate() >= 1
     assert rotated.read(credential_id) == before
     with psycopg.connect(kairos.settings.database_url) as conn:
-        key_id = conn.execute("SELECT key_id FROM credentials WHERE id = %s", (credential_id,)).fetchone()
+        key_id = conn.execute(
+            "SELECT key_id FROM credentials WHERE id = %s", (credential_id,)
+        ).fetchone()
     assert key_id == ("k2",)
     with pytest.raises(ValueError, match="unknown key"):
         kairos.vault.read(credential_id)  # the old keyring alone can no longer open it

@@ -28,7 +28,8 @@ def test_a_post_with_a_time_starts_scheduled_and_one_without_is_a_draft(
 ) -> None:
     scheduled = _create(account, content="timed", accountIds=[x_account["id"]], scheduledAt=FUTURE)
     draft = _create(account, content="untimed", accountIds=[x_account["id"]])
-    assert scheduled.status_code == 201 and draft.status_code == 201
+    assert scheduled.status_code == 201
+    assert draft.status_code == 201
     assert scheduled.json()["success"] is True
     assert scheduled.json()["post"]["status"] == "scheduled"
     assert scheduled.json()["post"]["scheduledAt"].startswith("2030-07-01T15:00:00")
@@ -171,9 +172,13 @@ def test_list_is_newest_first_with_cursor_pages_and_status_filter(
         ids.append(response.json()["post"]["id"])
     first = account.http.get("/api/posts", params={"limit": 2}).json()
     assert [p["id"] for p in first["posts"]] == ids[::-1][:2]
-    second = account.http.get("/api/posts", params={"limit": 2, "cursor": first["nextCursor"]}).json()
+    second = account.http.get(
+        "/api/posts", params={"limit": 2, "cursor": first["nextCursor"]}
+    ).json()
     assert [p["id"] for p in second["posts"]] == ids[::-1][2:4]
-    third = account.http.get("/api/posts", params={"limit": 2, "cursor": second["nextCursor"]}).json()
+    third = account.http.get(
+        "/api/posts", params={"limit": 2, "cursor": second["nextCursor"]}
+    ).json()
     assert [p["id"] for p in third["posts"]] == ids[::-1][4:]
     assert third["nextCursor"] is None
     drafts = account.http.get("/api/posts", params={"status": "draft"}).json()["posts"]
@@ -204,7 +209,8 @@ def test_edit_schedule_and_unschedule(account: Account, x_account: dict[str, Any
     moved = account.http.patch(path, json={"scheduledAt": "2031-01-01T00:00:00Z"}).json()["post"]
     assert moved["scheduledAt"].startswith("2031-01-01")
     back = account.http.patch(path, json={"scheduledAt": None}).json()["post"]
-    assert back["status"] == "draft" and back["scheduledAt"] is None
+    assert back["status"] == "draft"
+    assert back["scheduledAt"] is None
     past = account.http.patch(path, json={"scheduledAt": "2000-01-01T00:00:00Z"})
     assert past.status_code == 400
     too_long = account.http.patch(path, json={"content": "z" * 300})
@@ -231,7 +237,8 @@ def test_history_lists_every_event_in_order(account: Account, x_account: dict[st
     account.http.patch(f"/api/posts/{post_id}", json={"content": "v2"})
     account.http.patch(f"/api/posts/{post_id}", json={"scheduledAt": FUTURE})
     history = account.http.get(f"/api/posts/{post_id}/history").json()
-    assert history["success"] is True and history["postId"] == post_id
+    assert history["success"] is True
+    assert history["postId"] == post_id
     events = history["events"]
     assert [e["type"] for e in events] == ["PostDrafted", "PostEdited", "PostScheduled"]
     assert [e["version"] for e in events] == [1, 2, 3]
@@ -244,7 +251,9 @@ def test_history_lists_every_event_in_order(account: Account, x_account: dict[st
 
 def test_as_of_returns_the_post_as_it_stood(account: Account, x_account: dict[str, Any]) -> None:
     before_creation = datetime.now(UTC) - timedelta(seconds=1)
-    post_id = _create(account, content="original", accountIds=[x_account["id"]]).json()["post"]["id"]
+    post_id = _create(account, content="original", accountIds=[x_account["id"]]).json()["post"][
+        "id"
+    ]
     time.sleep(0.05)
     between = datetime.now(UTC)
     time.sleep(0.05)
@@ -254,7 +263,9 @@ def test_as_of_returns_the_post_as_it_stood(account: Account, x_account: dict[st
     assert then.json()["post"]["content"] == "original"
     now = account.http.get(f"/api/posts/{post_id}").json()["post"]
     assert now["content"] == "rewritten"
-    too_early = account.http.get(f"/api/posts/{post_id}", params={"asOf": before_creation.isoformat()})
+    too_early = account.http.get(
+        f"/api/posts/{post_id}", params={"asOf": before_creation.isoformat()}
+    )
     assert too_early.status_code == 404
     garbage = account.http.get(f"/api/posts/{post_id}", params={"asOf": "yesterday"})
     assert garbage.status_code == 400

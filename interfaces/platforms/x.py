@@ -1,0 +1,353 @@
+"""The X (Twitter) adapter: OAuth 2.0 Authorization Code + PKCE and API v2 over httpx.
+
+Works against the real X (``https://api.x.com``) or the ``sandbox/`` simulator
+(``http://127.0.0.1:8001/x``): only the base URLs differ.
+
+Tokens never appear in exception messages, and this module does not log.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from application.platforms import (
+    AccountProfile,
+    AuthorizationExpired,
+    ContentRejected,
+    OAuthExchangeFailed,
+    PlatformError,
+    QuotaExceeded,
+    RateLimited,
+    RemotePost,
+    TokenSet,
+    TransientPlatformError,
+)
+
+SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access", "media.write")
+DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
+_AUTH_PROBLEMS = ("unsupported-authentication", "client-forbidden")
+
+
+class XDuplicateContent(ContentRejected):
+    """X refused the post as a duplicate of one the user posted recently.
+
+    After an ambiguous create this is strong evidence the earlier attempt landed.
+    """
+
+
+@dataclass(frozen=True)
+class TimelinePost:
+    remote_id: str
+    text: str
+    created_at: datetime | None
+    url: str
+
+
+def post_url(post_id: str) -> str:
+    return f"https://x.com/i/web/status/{post_id}"
+
+
+class XAdapter:
+    """The ``PlatformAdapter`` for X. One instance per configured X app."""
+
+    provider = "twitter"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        authorize_url: str,
+        api_base_url: str,
+        http: httpx.Client | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._authorize_url = authorize_url
+        self._api = api_base_url.rstrip("/")
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=timeout)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> XAdapter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def capabilities(self) -> tuple[str, ...]:
+        return ("text", "images", "video", "threads")
+
+    # -- OAuth ---------------------------------------------------------------------------
+
+    def authorization_url(self, *, state: str, code_challenge: str, redirect_uri: str) -> str:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self._client_id,
+                "redirect_uri": redirect_uri,
+                "scope": " ".join(SCOPES),
+                "state": state,
+                "code_challenge": code_challenge,
+                "code_challenge_method": "S256",
+            },
+            quote_via=quote,
+        )
+        separator = "&" if "?" in self._authorize_url else "?"
+        return f"{self._authorize_url}{separator}{query}"
+
+    def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
+        return self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+            action="exchange the authorization code",
+        )
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._token_request(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
+            action="refresh the token",
+        )
+
+    def revoke(self, token: str) -> None:
+        """Revoke an access or refresh token (revoking a refresh token ends the grant)."""
+        response = self._send(
+            "POST",
+            "/2/oauth2/revoke",
+            data={"token": token},
+            headers={"Authorization": self._basic_auth()},
+            action="revoke the token",
+        )
+        if response.status_code >= 400:
+            raise self._token_error(response, "revoke the token")
+
+    def _basic_auth(self) -> str:
+        pair = f"{quote(self._client_id, safe='')}:{quote(self._client_secret, safe='')}"
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
+    def _token_request(self, form: dict[str, str], *, action: str) -> TokenSet:
+        requested_at = datetime.now(UTC)
+        response = self._send(
+            "POST",
+            "/2/oauth2/token",
+            data=form,
+            headers={"Authorization": self._basic_auth()},
+            action=action,
+        )
+        if response.status_code >= 400:
+            raise self._token_error(response, action)
+        body = _json_object(response)
+        access_token = body.get("access_token") if body else None
+        if not isinstance(access_token, str) or not access_token:
+            raise TransientPlatformError(
+                f"X token endpoint returned no access token while trying to {action}",
+                status=response.status_code,
+            )
+        expires_in = body.get("expires_in") if body else None
+        expires_at = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            expires_at = requested_at + timedelta(seconds=float(expires_in))
+        refresh_token = body.get("refresh_token") if body else None
+        scope = body.get("scope") if body else None
+        return TokenSet(
+            access_token=access_token,
+            refresh_token=refresh_token if isinstance(refresh_token, str) else None,
+            expires_at=expires_at,
+            scopes=tuple(scope.split()) if isinstance(scope, str) else (),
+        )
+
+    def _token_error(self, response: httpx.Response, action: str) -> PlatformError:
+        status = response.status_code
+        if status == 429:
+            return RateLimited(
+                f"X rate-limited the token endpoint while trying to {action}",
+                reset_at=_reset_at(response),
+                status=status,
+            )
+        if status >= 500:
+            return TransientPlatformError(
+                f"X token endpoint failed with HTTP {status} while trying to {action}",
+                status=status,
+            )
+        body = _json_object(response) or {}
+        error = body.get("error")
+        description = body.get("error_description")
+        reason = ": ".join(str(part) for part in (error, description) if isinstance(part, str))
+        return OAuthExchangeFailed(
+            f"X refused to {action} (HTTP {status}{', ' + reason if reason else ''})",
+            status=status,
+        )
+
+    # -- API -----------------------------------------------------------------------------
+
+    def fetch_profile(self, access_token: str) -> AccountProfile:
+        response = self._send(
+            "GET",
+            "/2/users/me",
+            params={"user.fields": "profile_image_url"},
+            headers=_bearer(access_token),
+            action="fetch the profile",
+        )
+        body = self._check(response, "fetch the profile", forbidden_is_auth=True)
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise TransientPlatformError("X returned a profile without an id", status=200)
+        username = str(data.get("username", ""))
+        avatar = data.get("profile_image_url")
+        return AccountProfile(
+            external_id=data["id"],
+            username=username,
+            display_name=str(data.get("name") or username),
+            avatar_url=avatar if isinstance(avatar, str) else None,
+        )
+
+    def create_post(
+        self, access_token: str, *, text: str, in_reply_to: str | None = None
+    ) -> RemotePost:
+        payload: dict[str, Any] = {"text": text}
+        if in_reply_to is not None:
+            payload["reply"] = {"in_reply_to_tweet_id": in_reply_to}
+        response = self._send(
+            "POST", "/2/tweets", json=payload, headers=_bearer(access_token), action="create a post"
+        )
+        body = self._check(response, "create a post")
+        data = body.get("data")
+        post_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(post_id, str) or not post_id:
+            # Accepted (2xx) but unreadable: the post may exist, so this is "outcome unknown".
+            raise TransientPlatformError(
+                "X accepted the post but returned no id", status=response.status_code
+            )
+        return RemotePost(remote_id=post_id, url=post_url(post_id))
+
+    def recent_posts(
+        self,
+        access_token: str,
+        *,
+        user_id: str,
+        since: datetime | None = None,
+        max_results: int = 10,
+    ) -> list[TimelinePost]:
+        """The user's newest posts (newest first), to reconcile a publish in doubt."""
+        params: dict[str, str | int] = {
+            "max_results": min(max(max_results, 5), 100),
+            "tweet.fields": "created_at",
+        }
+        if since is not None:
+            params["start_time"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response = self._send(
+            "GET",
+            f"/2/users/{quote(user_id, safe='')}/tweets",
+            params=params,
+            headers=_bearer(access_token),
+            action="list recent posts",
+        )
+        body = self._check(response, "list recent posts")
+        posts = []
+        for item in body.get("data") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            created = item.get("created_at")
+            posts.append(
+                TimelinePost(
+                    remote_id=item["id"],
+                    text=str(item.get("text", "")),
+                    created_at=_parse_time(created) if isinstance(created, str) else None,
+                    url=post_url(item["id"]),
+                )
+            )
+        return posts
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, action: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, self._api + path, timeout=self._timeout, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientPlatformError(f"X timed out while trying to {action}") from exc
+        except httpx.TransportError as exc:
+            raise TransientPlatformError(
+                f"Connection to X failed while trying to {action} ({type(exc).__name__})"
+            ) from exc
+
+    def _check(
+        self, response: httpx.Response, action: str, *, forbidden_is_auth: bool = False
+    ) -> dict[str, Any]:
+        """The JSON body of a successful response, or the typed error for a failed one."""
+        status = response.status_code
+        if status < 300:
+            body = _json_object(response)
+            if body is None:
+                raise TransientPlatformError(
+                    f"X returned an unreadable response while trying to {action}", status=status
+                )
+            return body
+        problem = _json_object(response) or {}
+        detail = problem.get("detail") or problem.get("title") or _first_error(problem)
+        problem_type = str(problem.get("type", ""))
+        message = f"X refused to {action} (HTTP {status}{': ' + str(detail) if detail else ''})"
+        if status == 401:
+            raise AuthorizationExpired(message, status=status)
+        if status == 429:
+            if "usage-capped" in problem_type or problem.get("title") == "UsageCapExceeded":
+                raise QuotaExceeded(message, status=status)
+            raise RateLimited(message, reset_at=_reset_at(response), status=status)
+        if status >= 500:
+            raise TransientPlatformError(message, status=status)
+        if status == 403 and (
+            forbidden_is_auth or any(kind in problem_type for kind in _AUTH_PROBLEMS)
+        ):
+            raise AuthorizationExpired(message, status=status)
+        if status == 403 and detail == DUPLICATE_DETAIL:
+            raise XDuplicateContent(message, status=status)
+        raise ContentRejected(message, status=status)
+
+
+def _bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _first_error(problem: dict[str, Any]) -> str | None:
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        message = errors[0].get("message") or errors[0].get("detail")
+        return str(message) if message else None
+    return None
+
+
+def _reset_at(response: httpx.Response) -> datetime | None:
+    raw = response.headers.get("x-rate-limit-reset")
+    try:
+        return datetime.fromtimestamp(int(raw), UTC) if raw else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _parse_time(raw: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None

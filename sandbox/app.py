@@ -1,0 +1,65 @@
+"""All platform simulators behind one ASGI app: ``/x`` (later ``/instagram``, ``/tiktok``).
+
+Run it standalone with ``python -m sandbox.app --data-dir .sandbox --port 8001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from sandbox.x import XSimConfig, create_x_app
+from sandbox.x.state import XSim
+
+
+def create_sandbox_app(data_dir: Path, *, x_config: XSimConfig | None = None) -> FastAPI:
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    x_app = create_x_app(data_dir, x_config)
+    x_sim: XSim = x_app.state.xsim
+    simulators = {
+        "x": {
+            "name": "X (Twitter) API v2",
+            "path": "/x",
+            "authorize_url": "/x/i/oauth2/authorize",
+            "api_base_url": "/x",
+            "admin": "/x/_sandbox",
+        }
+    }
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            x_sim.store.close()
+
+    app = FastAPI(title="Kairos platform sandbox", lifespan=lifespan)
+    app.state.simulators = {"x": x_sim}
+
+    @app.get("/")
+    async def index() -> JSONResponse:
+        return JSONResponse({"simulators": list(simulators.values())})
+
+    app.mount("/x", x_app)
+    return app
+
+
+def main() -> None:  # pragma: no cover - manual entry point
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path(".sandbox"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    uvicorn.run(create_sandbox_app(args.data_dir), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

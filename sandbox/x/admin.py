@@ -1,0 +1,138 @@
+"""Test knobs under ``/_sandbox/`` — not part of X's API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sandbox.x.api import iso
+from sandbox.x.config import CONFIG_KEYS, FAULT_KEYS, XSimConfig, public_config
+from sandbox.x.state import XSim
+
+_RATES = ("fail_rate", "drop_response_rate")
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return _bad("body must be JSON")
+    if not isinstance(body, dict):
+        return _bad("body must be a JSON object")
+    return body
+
+
+def _apply(config: XSimConfig, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+    """Set the given attributes after checking them; the error message or ``None``."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        return f"unknown keys: {', '.join(unknown)}"
+    for key, value in body.items():
+        current = getattr(config, key)
+        if key in _RATES:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+        elif key == "drop_response_mode":
+            ok = value in ("abort", "503")
+        elif key == "client_type":
+            ok = value in ("confidential", "public")
+        elif key == "redirect_uris":
+            ok = value is None or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            )
+        elif isinstance(current, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(current, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = isinstance(value, type(current))
+        if not ok:
+            return f"invalid value for {key}"
+    for key, value in body.items():
+        setattr(config, key, tuple(value) if key == "redirect_uris" and value else value)
+    return None
+
+
+def build_admin_router(sim: XSim) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+    config = sim.config
+
+    @router.get("/tweets")
+    async def tweets() -> Response:
+        data = [
+            {
+                "id": t.id,
+                "author_id": t.author_id,
+                "text": t.text,
+                "in_reply_to": t.in_reply_to,
+                "conversation_id": t.conversation_id,
+                "created_at": iso(t.created_at),
+            }
+            for t in sim.store.all_tweets()
+        ]
+        return JSONResponse(
+            {"data": data, "count": len(data), "duplicates": sim.store.duplicate_groups()}
+        )
+
+    @router.get("/faults")
+    async def get_faults() -> Response:
+        return JSONResponse(sim.faults.snapshot())
+
+    @router.post("/faults")
+    async def set_faults(request: Request) -> Response:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        error = _apply(config, body, FAULT_KEYS)
+        return _bad(error) if error else JSONResponse(sim.faults.snapshot())
+
+    @router.get("/config")
+    async def get_config() -> Response:
+        return JSONResponse(public_config(config))
+
+    @router.post("/config")
+    async def set_config(request: Request) -> Response:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        error = _apply(config, body, CONFIG_KEYS)
+        return _bad(error) if error else JSONResponse(public_config(config))
+
+    @router.get("/clock")
+    async def get_clock() -> Response:
+        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
+
+    @router.post("/clock")
+    async def advance_clock(request: Request) -> Response:
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        seconds = body.get("advance_seconds")
+        if set(body) != {"advance_seconds"} or not isinstance(seconds, int | float) or seconds < 0:
+            return _bad('expected {"advance_seconds": <non-negative number>}')
+        sim.clock.advance(float(seconds))
+        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
+
+    @router.get("/users/{username}")
+    async def get_user(username: str) -> Response:
+        user = sim.store.find_user(username)
+        if user is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        return JSONResponse({"id": user.id, "username": user.username, "name": user.name})
+
+    @router.post("/users/{username}/revoke")
+    async def revoke_user(username: str) -> Response:
+        user = sim.store.find_user(username)
+        if user is None:
+            return JSONResponse({"error": "no such user"}, status_code=404)
+        revoked = sim.store.revoke_user(user.id, sim.now())
+        return JSONResponse({"revoked_grants": revoked})
+
+    return router

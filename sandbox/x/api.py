@@ -1,0 +1,334 @@
+"""The X API v2 resource endpoints: users/me, create tweet, timeline, lookup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.x import problems
+from sandbox.x.db import Tweet
+from sandbox.x.problems import XJSONResponse, invalid_request, not_found_error, rate_headers
+from sandbox.x.state import XSim
+from sandbox.x.store import AccessGrant, User
+from sandbox.x.text import is_too_long
+from sandbox.x.validation import (
+    TWEET_FIELDS,
+    USER_FIELDS,
+    is_id,
+    parse_fields,
+    parse_timeline_query,
+    validate_tweet_body,
+)
+
+DEFAULT_AVATAR = "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png"
+READ_SCOPES = ("tweet.read", "users.read")
+WRITE_SCOPES = ("tweet.read", "tweet.write", "users.read")
+
+Guarded = tuple[AccessGrant, dict[str, str]]
+
+
+def iso(ts: float) -> str:
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def render_user(user: User, fields: Iterable[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
+    extra: dict[str, Any] = {
+        "profile_image_url": DEFAULT_AVATAR,
+        "description": "",
+        "protected": False,
+        "verified": False,
+    }
+    data.update({name: extra[name] for name in fields if name in extra})
+    return data
+
+
+def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": tweet.id,
+        "text": tweet.text,
+        "edit_history_tweet_ids": [tweet.id],
+    }
+    for name in fields:
+        if name == "created_at":
+            data[name] = iso(tweet.created_at)
+        elif name == "author_id":
+            data[name] = tweet.author_id
+        elif name == "conversation_id":
+            data[name] = tweet.conversation_id
+        elif name == "public_metrics":
+            data[name] = {
+                "retweet_count": 0,
+                "reply_count": 0,
+                "like_count": 0,
+                "quote_count": 0,
+                "bookmark_count": 0,
+                "impression_count": 0,
+            }
+        elif name in ("in_reply_to_user_id", "referenced_tweets") and tweet.in_reply_to:
+            parent = sim.store.get_tweet(tweet.in_reply_to)
+            if name == "referenced_tweets":
+                data[name] = [{"type": "replied_to", "id": tweet.in_reply_to}]
+            elif parent is not None:
+                data[name] = parent.author_id
+    return data
+
+
+Handler = Callable[[Request, AccessGrant, dict[str, str]], Awaitable[Response]]
+
+
+class ApiRoutes:
+    """The guarded resource endpoints; each handler runs after :meth:`guard` let it through."""
+
+    def __init__(self, sim: XSim) -> None:
+        self.sim = sim
+        self.config = sim.config
+        self.store = sim.store
+
+    def router(self) -> APIRouter:
+        config = self.config
+        routes: list[tuple[str, str, str, Callable[[], int], tuple[str, ...], Handler]] = [
+            (
+                "GET",
+                "/2/users/me",
+                "users_me",
+                lambda: config.users_me_per_15min,
+                READ_SCOPES,
+                self.users_me,
+            ),
+            (
+                "POST",
+                "/2/tweets",
+                "create_tweet",
+                lambda: config.tweets_per_15min,
+                WRITE_SCOPES,
+                self.create_tweet,
+            ),
+            (
+                "GET",
+                "/2/tweets",
+                "tweet_lookup",
+                lambda: config.tweet_lookup_per_15min,
+                READ_SCOPES,
+                self.lookup,
+            ),
+            (
+                "GET",
+                "/2/tweets/{tweet_id}",
+                "tweet_lookup",
+                lambda: config.tweet_lookup_per_15min,
+                READ_SCOPES,
+                self.lookup_one,
+            ),
+            (
+                "GET",
+                "/2/users/{user_id}/tweets",
+                "user_tweets",
+                lambda: config.user_tweets_per_15min,
+                READ_SCOPES,
+                self.user_tweets,
+            ),
+        ]
+        router = APIRouter()
+        for method, path, bucket, limit, scopes, handler in routes:
+            router.add_api_route(
+                path,
+                self._guarded(bucket, limit, scopes, handler),
+                methods=[method],
+                name=handler.__name__,
+                status_code=201 if method == "POST" else 200,
+            )
+        return router
+
+    def _guarded(
+        self, bucket: str, limit: Callable[[], int], scopes: tuple[str, ...], handler: Handler
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            outcome = await self.guard(request, bucket, limit(), scopes)
+            if isinstance(outcome, Response):
+                return outcome
+            grant, headers = outcome
+            return await handler(request, grant, headers)
+
+        return endpoint
+
+    async def guard(
+        self, request: Request, bucket: str, limit: int, scopes: tuple[str, ...]
+    ) -> Guarded | Response:
+        """Latency, bearer auth, the per-user 15-minute window, scopes, injected 500s."""
+        sim = self.sim
+        await sim.delay()
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        grant = None
+        if scheme.lower() == "bearer" and token.strip():
+            grant = self.store.authenticate(token.strip(), sim.now())
+        if grant is None:
+            return problems.unauthorized()
+        decision = self.store.hit_rate_limit(grant.user.id, bucket, limit, sim.now())
+        headers = rate_headers(decision)
+        if not decision.allowed:
+            return problems.too_many_requests(headers)
+        if not set(scopes) <= set(grant.scopes):
+            return problems.forbidden("Forbidden", headers)
+        if sim.faults.should_fail():
+            return problems.server_error(headers)
+        return grant, headers
+
+    async def users_me(
+        self, request: Request, grant: AccessGrant, headers: dict[str, str]
+    ) -> Response:
+        fields = parse_fields(request.query_params.get("user.fields"), USER_FIELDS)
+        if isinstance(fields, list):
+            return invalid_request(fields, headers)
+        return XJSONResponse({"data": render_user(grant.user, fields)}, headers=headers)
+
+    async def create_tweet(
+        self, request: Request, grant: AccessGrant, headers: dict[str, str]
+    ) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            message = "Your request body could not be parsed as JSON."
+            return invalid_request([{"message": message}], headers)
+        rejection = self._reject_tweet(body, grant)
+        if rejection is not None:
+            return rejection(headers)
+        text: str = body.get("text", "")
+        reply_to: str | None = body.get("reply", {}).get("in_reply_to_tweet_id")
+        tweet = self.store.insert_tweet(grant.user.id, text, reply_to, self.sim.now())
+        if self.sim.faults.should_drop():
+            if self.config.drop_response_mode == "503":
+                return Response(status_code=503, headers=headers)
+            return problems.AbortedResponse()
+        data = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
+        return XJSONResponse({"data": data}, status_code=201, headers=headers)
+
+    def _reject_tweet(
+        self, body: Any, grant: AccessGrant
+    ) -> Callable[[dict[str, str]], Response] | None:
+        """Why X would refuse this post (as a response factory), or ``None``."""
+        errors = validate_tweet_body(body)
+        if errors:
+            return partial(invalid_request, errors)
+        if "media" in body:
+            ids = body["media"]["media_ids"]
+            error = {
+                "parameters": {"media.media_ids": ids},
+                "message": "Your media IDs are invalid.",
+            }
+            return partial(invalid_request, [error])
+        quoted = body.get("quote_tweet_id")
+        if quoted is not None and self.store.get_tweet(quoted) is None:
+            return partial(invalid_request, [not_found_error("tweet", "quote_tweet_id", quoted)])
+        text: str = body.get("text", "")
+        if is_too_long(text):
+            return partial(problems.forbidden, problems.TOO_LONG_DETAIL)
+        reply_to: str | None = body.get("reply", {}).get("in_reply_to_tweet_id")
+        if reply_to is not None:
+            parent = self.store.get_tweet(reply_to)
+            if parent is None:
+                return partial(problems.forbidden, problems.REPLY_MISSING_DETAIL)
+            mentioned = f"@{grant.user.username}".lower() in parent.text.lower()
+            own = parent.author_id == grant.user.id
+            if self.config.restrict_replies and not own and not mentioned:
+                return partial(problems.forbidden, problems.REPLY_RESTRICTED_DETAIL)
+        since = self.sim.now() - self.config.duplicate_window
+        if self.config.duplicate_check and self.store.has_duplicate(grant.user.id, text, since):
+            return partial(problems.forbidden, problems.DUPLICATE_DETAIL)
+        return None
+
+    async def user_tweets(
+        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+    ) -> Response:
+        user_id = request.path_params["user_id"]
+        query = parse_timeline_query(user_id, request.query_params)
+        if isinstance(query, list):
+            return invalid_request(query, headers)
+        if self.store.get_user(user_id) is None:
+            body = {"errors": [not_found_error("user", "id", user_id)]}
+            return XJSONResponse(body, headers=headers)
+        tweets = self.store.timeline(
+            user_id,
+            limit=query.max_results + 1,
+            start_time=query.start_time,
+            end_time=query.end_time,
+            since_id=query.since_id,
+            until_id=query.until_id,
+            exclude_replies=query.exclude_replies,
+        )
+        page, more = tweets[: query.max_results], len(tweets) > query.max_results
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if not page:
+            return XJSONResponse({"meta": meta}, headers=headers)
+        meta = {"newest_id": page[0].id, "oldest_id": page[-1].id, **meta}
+        if more:
+            meta["next_token"] = encode_cursor(int(page[-1].id))
+        data = [render_tweet(self.sim, tweet, query.fields) for tweet in page]
+        return XJSONResponse({"data": data, "meta": meta}, headers=headers)
+
+    async def lookup(
+        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+    ) -> Response:
+        raw = request.query_params.get("ids", "")
+        ids = [part for part in raw.split(",") if part]
+        fields = parse_fields(request.query_params.get("tweet.fields"), TWEET_FIELDS)
+        if isinstance(fields, list):
+            return invalid_request(fields, headers)
+        if not ids or len(ids) > 100 or not all(is_id(value) for value in ids):
+            message = "The `ids` query parameter value must be 1 to 100 comma-separated post IDs"
+            return invalid_request([{"parameters": {"ids": [raw]}, "message": message}], headers)
+        return XJSONResponse(_lookup_body(self.sim, ids, fields), headers=headers)
+
+    async def lookup_one(
+        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+    ) -> Response:
+        fields = parse_fields(request.query_params.get("tweet.fields"), TWEET_FIELDS)
+        if isinstance(fields, list):
+            return invalid_request(fields, headers)
+        tweet_id = request.path_params["tweet_id"]
+        if not is_id(tweet_id):
+            message = f"The `id` query parameter value [{tweet_id}] is not valid"
+            error = {"parameters": {"id": [tweet_id]}, "message": message}
+            return invalid_request([error], headers)
+        body = _lookup_body(self.sim, [tweet_id], fields)
+        if "data" in body:
+            body["data"] = body["data"][0]
+        return XJSONResponse(body, headers=headers)
+
+
+def build_api_router(sim: XSim) -> APIRouter:
+    return ApiRoutes(sim).router()
+
+
+def _lookup_body(sim: XSim, ids: list[str], fields: list[str] | set[str]) -> dict[str, Any]:
+    found, missing = [], []
+    for tweet_id in ids:
+        tweet = sim.store.get_tweet(tweet_id)
+        if tweet is None:
+            missing.append(not_found_error("tweet", "ids", tweet_id))
+        else:
+            found.append(render_tweet(sim, tweet, fields))
+    body: dict[str, Any] = {}
+    if found:
+        body["data"] = found
+    if missing:
+        body["errors"] = missing
+    return body
+
+
+def encode_cursor(value: int) -> str:
+    """An opaque pagination token: the id to continue below, in base 36."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while value:
+        value, rem = divmod(value, 36)
+        out = digits[rem] + out
+    return out or "0"

@@ -1,0 +1,290 @@
+"""OAuth 2.0 Authorization Code + PKCE: consent page, token and revoke endpoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from html import escape
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from sandbox.x.config import KNOWN_SCOPES, XSimConfig
+from sandbox.x.problems import XJSONResponse, server_error
+from sandbox.x.state import XSim
+from sandbox.x.store import CodeGrant, IssuedTokens, RefreshOutcome
+
+AUTHORIZE_FIELDS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+BAD_CODE = "Value passed for the authorization code was invalid."
+BAD_TOKEN = "Value passed for the token was invalid."
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
+button{{margin-right:.5rem;padding:.5rem 1.25rem}} .error{{color:#b00020}}</style></head>
+<body><p><small>X sandbox &mdash; not the real X</small></p>{body}</body></html>"""
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
+
+
+def _error_page(message: str) -> HTMLResponse:
+    body = (
+        "<h1>Something went wrong</h1>"
+        "<p>You weren&rsquo;t able to give access to the App. Go back and try logging in again.</p>"
+        f'<p class="error">{escape(message)}</p>'
+    )
+    return _page("X / Error", body, status=400)
+
+
+def _with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _token_error(description: str, status: int = 400, error: str = "invalid_request") -> Response:
+    body = {"error": error, "error_description": description}
+    return XJSONResponse(body, status_code=status, headers=NO_STORE)
+
+
+def _unauthorized_client() -> Response:
+    return _token_error("Missing valid authorization header", 401, "unauthorized_client")
+
+
+def validate_authorize(config: XSimConfig, params: Mapping[str, str]) -> str | None:
+    """Why these authorize parameters are unacceptable, or ``None``."""
+    missing = [name for name in AUTHORIZE_FIELDS if not params.get(name)]
+    if missing:
+        return f"Missing required parameter(s): {', '.join(missing)}"
+    if params["response_type"] != "code":
+        return "response_type must be 'code'"
+    if params["client_id"] != config.client_id:
+        return "Unknown client_id"
+    redirect = urlsplit(params["redirect_uri"])
+    if redirect.scheme not in ("http", "https") or not redirect.netloc or redirect.fragment:
+        return "redirect_uri must be an absolute http(s) URL without a fragment"
+    if config.redirect_uris is not None and params["redirect_uri"] not in config.redirect_uris:
+        return "redirect_uri does not match a callback URL registered for this App"
+    unknown = [s for s in params["scope"].split(" ") if s not in KNOWN_SCOPES]
+    if unknown:
+        return f"Unknown scope(s): {', '.join(unknown)}"
+    if len(params["state"]) > 500:
+        return "state must be at most 500 characters"
+    if params["code_challenge_method"] not in ("S256", "plain"):
+        return "code_challenge_method must be S256 or plain"
+    if len(params["code_challenge"]) > 128:
+        return "code_challenge is too long"
+    return None
+
+
+def consent_page(
+    config: XSimConfig, action: str, params: Mapping[str, str], username: str, error: str = ""
+) -> HTMLResponse:
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{escape(params[name])}">'
+        for name in AUTHORIZE_FIELDS
+    )
+    scopes = "".join(f"<li>{escape(s)}</li>" for s in params["scope"].split(" "))
+    body = (
+        f"<h1>Authorize {escape(config.app_name)} to access your X account?</h1>"
+        + (f'<p class="error">{escape(error)}</p>' if error else "")
+        + f"<p>This App will be able to:</p><ul>{scopes}</ul>"
+        + f'<form method="post" action="{escape(action)}">'
+        + hidden
+        + '<label>Username <input type="text" name="username" '
+        + f'value="{escape(username)}" maxlength="15"></label><p>'
+        + '<button type="submit" name="action" value="allow">Authorize app</button>'
+        + '<button type="submit" name="action" value="deny">Cancel</button></p></form>'
+    )
+    return _page("X / Authorize an application", body, status=400 if error else 200)
+
+
+class OAuthRoutes:
+    def __init__(self, sim: XSim) -> None:
+        self.sim = sim
+        self.config = sim.config
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        html = HTMLResponse
+        router.add_api_route(
+            "/i/oauth2/authorize", self.authorize_page, methods=["GET"], response_class=html
+        )
+        router.add_api_route(
+            "/i/oauth2/authorize", self.authorize_decision, methods=["POST"], response_class=html
+        )
+        router.add_api_route("/2/oauth2/token", self.token, methods=["POST"])
+        router.add_api_route("/2/oauth2/revoke", self.revoke, methods=["POST"])
+        return router
+
+    async def authorize_page(self, request: Request) -> Response:
+        await self.sim.delay()
+        params = {name: request.query_params.get(name, "") for name in AUTHORIZE_FIELDS}
+        problem = validate_authorize(self.config, params)
+        if problem:
+            return _error_page(problem)
+        return consent_page(self.config, request.url.path, params, "sandbox_user")
+
+    async def authorize_decision(self, request: Request) -> Response:
+        await self.sim.delay()
+        form = await request.form()
+        params = {name: str(form.get(name, "")) for name in AUTHORIZE_FIELDS}
+        problem = validate_authorize(self.config, params)
+        if problem:
+            return _error_page(problem)
+        action = str(form.get("action", ""))
+        if action == "deny":
+            target = {"error": "access_denied", "state": params["state"]}
+            return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+        if action != "allow":
+            return _error_page("Choose Authorize app or Cancel")
+        username = str(form.get("username", "")).strip()
+        if not USERNAME_RE.match(username):
+            error = "Usernames are 1 to 15 letters, digits or underscores"
+            return consent_page(self.config, request.url.path, params, username, error)
+        now = self.sim.now()
+        user = self.sim.store.get_or_create_user(username, now)
+        code = self.sim.store.create_code(
+            CodeGrant(
+                client_id=params["client_id"],
+                redirect_uri=params["redirect_uri"],
+                scopes=tuple(params["scope"].split(" ")),
+                code_challenge=params["code_challenge"],
+                challenge_method=params["code_challenge_method"],
+                user_id=user.id,
+                expires_at=now + self.config.code_ttl,
+            )
+        )
+        target = {"state": params["state"], "code": code}
+        return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+
+    def authenticate_client(self, request: Request, form: Mapping[str, str]) -> str | None:
+        """The authenticated client id: HTTP Basic, or ``client_id`` for public clients."""
+        config = self.config
+        header = request.headers.get("authorization")
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            client_id, sep, secret = decoded.partition(":")
+            client_id, secret = unquote(client_id), unquote(secret)
+            ok = sep and hmac.compare_digest(
+                f"{client_id}:{secret}".encode(),
+                f"{config.client_id}:{config.client_secret}".encode(),
+            )
+            return client_id if ok else None
+        if config.client_type == "public" and form.get("client_id") == config.client_id:
+            return config.client_id
+        return None
+
+    def token_response(self, tokens: IssuedTokens) -> JSONResponse:
+        body: dict[str, object] = {
+            "token_type": "bearer",
+            "expires_in": self.config.access_token_ttl,
+            "access_token": tokens.access_token,
+            "scope": " ".join(tokens.scopes),
+        }
+        if tokens.refresh_token is not None:
+            body["refresh_token"] = tokens.refresh_token
+        return XJSONResponse(body, headers=NO_STORE)
+
+    async def _client_form(self, request: Request) -> tuple[str, dict[str, str]] | Response:
+        """Latency and 500 faults, then the form and the authenticated client."""
+        await self.sim.delay()
+        if self.sim.faults.should_fail():
+            return server_error()
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        client_id = self.authenticate_client(request, form)
+        if client_id is None:
+            return _unauthorized_client()
+        return client_id, form
+
+    async def token(self, request: Request) -> Response:
+        outcome = await self._client_form(request)
+        if isinstance(outcome, Response):
+            return outcome
+        client_id, form = outcome
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            return self._exchange_code(client_id, form)
+        if grant_type == "refresh_token":
+            refresh_token = form.get("refresh_token", "")
+            if not refresh_token:
+                return _token_error(BAD_TOKEN)
+            config = self.config
+            outcome_, rotated = self.sim.store.rotate_refresh(
+                refresh_token,
+                client_id,
+                self.sim.now(),
+                config.access_token_ttl,
+                config.refresh_token_ttl,
+            )
+            if outcome_ is not RefreshOutcome.OK or rotated is None:
+                return _token_error(BAD_TOKEN)
+            return self.token_response(rotated)
+        return _token_error("Value passed for the grant type was invalid.")
+
+    def _exchange_code(self, client_id: str, form: Mapping[str, str]) -> Response:
+        store, now = self.sim.store, self.sim.now()
+        code = form.get("code", "")
+        grant = store.redeem_code(code, now) if code else None
+        verifier = form.get("code_verifier", "")
+        if (
+            grant is None
+            or grant.expires_at <= now
+            or grant.client_id != client_id
+            or grant.redirect_uri != form.get("redirect_uri")
+            or not verifier
+            or not hmac.compare_digest(
+                s256(verifier) if grant.challenge_method == "S256" else verifier,
+                grant.code_challenge,
+            )
+        ):
+            return _token_error(BAD_CODE)
+        family = store.start_family(code, grant.user_id, client_id, grant.scopes, now)
+        issued = store.issue_tokens(
+            family, now, self.config.access_token_ttl, self.config.refresh_token_ttl
+        )
+        return self.token_response(issued)
+
+    async def revoke(self, request: Request) -> Response:
+        outcome = await self._client_form(request)
+        if isinstance(outcome, Response):
+            return outcome
+        client_id, form = outcome
+        token_value = form.get("token", "")
+        if not token_value:
+            return _token_error(BAD_TOKEN)
+        self.sim.store.revoke_token(token_value, client_id, self.sim.now())
+        return XJSONResponse({"revoked": True})
+
+
+def build_oauth_router(sim: XSim) -> APIRouter:
+    return OAuthRoutes(sim).router()

@@ -1,0 +1,140 @@
+"""A newcomer's first minutes: ``kairos up``, paste the curl, post, list, history, restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from interfaces.serving import free_port
+
+TOKEN = re.compile(r"API token\s+(ttp_[0-9a-f]{48})")
+CURL = re.compile(
+    r"^\s+(curl \S+/api/integrations -H \"Authorization: Bearer ttp_[0-9a-f]{48}\")$", re.M
+)
+
+
+class Up:
+    def __init__(self, data_dir: Path, port: int, sandbox_port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS_")}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "interfaces",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--sandbox-port",
+                str(sandbox_port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        assert self.process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def read_until(self, marker: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while marker not in self.output:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"kairos up did not print {marker!r}:\n{self.output}")
+            time.sleep(0.05)
+        return self.output
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.fixture
+def ports() -> tuple[int, int]:
+    return free_port(), free_port()
+
+
+def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
+    tmp_path: Path, ports: tuple[int, int]
+) -> None:
+    port, sandbox_port = ports
+    data_dir = tmp_path / ".kairos"
+    up = Up(data_dir, port, sandbox_port)
+    try:
+        output = up.read_until("Press Ctrl+C to stop.")
+        token = TOKEN.search(output)
+        curl = CURL.search(output)
+        assert token, output
+        assert curl, output
+        assert "Owner login" in output
+        # The printed curl, run as printed.
+        pasted = subprocess.run(
+            curl.group(1) + " -s", shell=True, capture_output=True, text=True, check=True
+        )
+        assert '"provider":"twitter"' in pasted.stdout
+        assert '"status":"connected"' in pasted.stdout
+        http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+            timeout=15,
+        )
+        account_id = http.get("/api/integrations").json()["integrations"][0]["id"]
+        created = http.post(
+            "/api/posts",
+            json={
+                "content": "Launch day! 🚀",
+                "accountIds": [account_id],
+                "scheduledAt": "2030-07-01T15:00:00.000Z",
+            },
+        )
+        assert created.status_code == 201, created.text
+        post_id = created.json()["post"]["id"]
+        assert [p["id"] for p in http.get("/api/posts").json()["posts"]] == [post_id]
+        history = http.get(f"/api/posts/{post_id}/history").json()["events"]
+        assert [e["type"] for e in history] == ["PostDrafted", "PostScheduled"]
+        assert http.get("/readyz").status_code == 200
+    finally:
+        assert up.stop() == 0, up.output
+
+    again = Up(data_dir, port, sandbox_port)
+    try:
+        output = again.read_until("Press Ctrl+C to stop.")
+        assert "Owner login" not in output  # the owner was created once
+        token = TOKEN.search(output)
+        assert token
+        http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+            timeout=15,
+        )
+        assert [p["id"] for p in http.get("/api/posts").json()["posts"]] == [post_id]
+        integrations = http.get("/api/integrations").json()["integrations"]
+        assert len(integrations) == 1
+        assert integrations[0]["status"] == "connected"
+    finally:
+        assert again.stop() == 0, again.output
