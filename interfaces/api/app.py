@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interfaces.api.errors import error_response, install_error_handlers
@@ -52,6 +53,33 @@ class _TooLarge(Exception):
     pass
 
 
+def truthful_openapi(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, minus the default 422 it adds to every route: Kairos answers
+    validation errors with 400 and the seed's envelope, and says 413 for oversized bodies."""
+    if api.openapi_schema is not None:
+        return api.openapi_schema
+    schema = get_openapi(
+        title=api.title, version=api.version, description=api.description, routes=api.routes
+    )
+    too_large = {"description": "Request body too large", "content": _ERROR_CONTENT}
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            responses = operation.get("responses", {})
+            default_422 = responses.get("422", {})
+            if "HTTPValidationError" in str(default_422):
+                del responses["422"]
+            if method in ("post", "patch", "put"):
+                responses.setdefault("413", too_large)
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    api.openapi_schema = schema
+    return schema
+
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
 def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
     api = FastAPI(
         title="Kairos",
@@ -63,5 +91,7 @@ def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
     install_error_handlers(api)
     for module in (health, posts, integrations, account):
         api.include_router(module.router)
+    api.include_router(integrations.callback_router)
     api.add_middleware(BodySizeLimit, max_bytes=kairos.settings.max_body_bytes)
+    api.openapi = lambda: truthful_openapi(api)  # type: ignore[method-assign]
     return api

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from application.connections import AuthorizationFailed
@@ -51,21 +50,34 @@ def authorization_url(provider: str, kairos: KairosDep, principal: PrincipalDep)
     return AuthUrlEnvelope(url=kairos.connections.start(principal, provider), provider=provider)
 
 
-@router.get(
+MAX_CALLBACK_PARAM = 2048
+
+# The browser lands here, so every answer is an HTML page (the popup), never JSON.
+callback_router = APIRouter(prefix="/api/integrations", tags=["integrations"])
+HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+@callback_router.get(
     "/{provider}/callback",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}, 400: {"content": {"text/html": {}}}},
+    responses={
+        200: {"description": "Connected; the page tells the opener and closes", **HTML},
+        400: {"description": "Denied, expired, reused or forged authorization", **HTML},
+        404: {"description": "Unknown platform", **HTML},
+    },
 )
 def oauth_callback(
     provider: str,
     kairos: KairosDep,
-    code: Annotated[str | None, Query(max_length=2048)] = None,
-    state: Annotated[str | None, Query(max_length=512)] = None,
-    error: Annotated[str | None, Query(max_length=512)] = None,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
 ) -> HTMLResponse:
     """Where the platform sends the browser back. The ``state`` identifies the caller."""
     if provider not in kairos.connections.providers:
         return _page(404, "Unknown platform", f"Kairos has no provider named {provider!r}.", None)
+    if any(len(value or "") > MAX_CALLBACK_PARAM for value in (code, state, error)):
+        return _page(400, "Connection failed", "The platform's answer was malformed.", None)
     try:
         connected = kairos.connections.complete(provider, state=state, code=code, error=error)
     except AuthorizationFailed as exc:
