@@ -1,0 +1,68 @@
+"""The admin commands a self-hoster runs, against the same database the API serves."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from interfaces.cli import cli
+from tests.conftest import TEST_SECRET, unique
+
+
+@pytest.fixture
+def env(kairos: Any) -> dict[str, str]:
+    return {
+        "KAIROS_ENVIRONMENT": "production",
+        "KAIROS_DATABASE_URL": kairos.settings.database_url,
+        "KAIROS_SECRET_KEY": TEST_SECRET,
+        "KAIROS_VAULT_KEYS": kairos.settings.vault_keys.get_secret_value(),
+    }
+
+
+def test_users_and_tokens_created_from_the_command_line_work_over_http(
+    env: dict[str, str], api_url: str
+) -> None:
+    runner = CliRunner()
+    email = f"{unique('admin')}@example.com"
+    made = runner.invoke(
+        cli,
+        ["users", "create", "--email", email, "--organization", "Acme"],
+        input="correct-horse-battery\ncorrect-horse-battery\n",
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    assert f"created user {email}" in made.output
+    minted = runner.invoke(
+        cli, ["tokens", "create", "--email", email, "--expires-in-days", "7"], env=env
+    )
+    assert minted.exit_code == 0, minted.output
+    token = minted.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"ttp_[0-9a-f]{48}", token)
+    response = httpx.get(f"{api_url}/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json()["email"] == email
+    assert response.json()["organizations"][0]["name"] == "Acme"
+    unknown = runner.invoke(cli, ["tokens", "create", "--email", "nobody@example.com"], env=env)
+    assert unknown.exit_code != 0
+
+
+def test_projections_rebuild_reports_identical_tables(env: dict[str, str], account: Any) -> None:
+    account.connect_x(unique("cli"))
+    result = CliRunner().invoke(cli, ["projections", "rebuild"], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"posts: replayed to notification \d+; rows [^;]*;\s+identical", result.output)
+    assert re.search(
+        r"integrations: replayed to notification \d+; rows .*; identical", result.output
+    )
+
+
+def test_production_processes_refuse_placeholder_secrets(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        cli, ["projections", "rebuild"], env={**env, "KAIROS_SECRET_KEY": "changethis"}
+    )
+    assert result.exit_code != 0
+    assert "KAIROS_SECRET_KEY" in str(result.exception)
