@@ -152,6 +152,8 @@ class IdentityService:
         self, *, email: str, password: str, name: str = "", organization_name: str | None = None
     ) -> tuple[User, Organization]:
         email = _normalise_email(email)
+        _require_text("name", name)
+        _require_text("organizationName", organization_name or "")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidField("password", f"use at least {MIN_PASSWORD_LENGTH} characters")
         if self._store.user_by_email(email) is not None:
@@ -176,6 +178,7 @@ class IdentityService:
         return user, organization
 
     def create_organization(self, user_id: UUID, name: str) -> Organization:
+        _require_text("name", name)
         organization = Organization(id=uuid4(), name=name, plan="self-hosted")
         self._store.add_organization(
             organization,
@@ -329,8 +332,13 @@ class IdentityService:
             )
 
 
+def _require_text(field: str, value: str) -> None:
+    if "\x00" in value or len(value) > 200:
+        raise InvalidField(field, f"{field} must be at most 200 characters, without NUL")
+
+
 def _normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
+    if "@" not in email or len(email) > 254 or "\x00" in email:
         raise InvalidField("email", "a valid email address is required")
     return email

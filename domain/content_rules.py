@@ -54,7 +54,15 @@ def require_valid_content(
 
 
 def _check_shape(content: str, thread: list[str], media_urls: list[str]) -> list[Violation]:
-    found: list[Violation] = []
+    found: list[Violation] = [
+        Violation(name, "must not contain NUL (U+0000) characters")
+        for name, text in [
+            ("content", content),
+            *((f"thread[{i}]", part) for i, part in enumerate(thread)),
+            *((f"mediaUrls[{i}]", url) for i, url in enumerate(media_urls)),
+        ]
+        if "\x00" in text
+    ]
     if not content.strip() and not media_urls:
         found.append(Violation("content", "content must not be empty unless media is attached"))
     if len(content) > MAX_TEXT_CHARS:

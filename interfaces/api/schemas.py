@@ -6,17 +6,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 from pydantic.alias_generators import to_camel
 
-from application.identity import ApiToken
-from application.views import DeliveryResult, IntegrationDetails, PostDetails
+from application.views import DeliveryResult, PostDetails
 
 PostStatusName = Literal["draft", "scheduled", "publishing", "published", "failed", "partial"]
 
 
 class Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    """Outputs: camelCase on the wire; built from application DTOs by attribute."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
 class StrictInput(BaseModel):
@@ -40,9 +41,18 @@ def parse_timestamp(value: object, field: str = "scheduledAt") -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-Text = Annotated[StrictStr, Field(max_length=10_000)]
-MediaUrl = Annotated[StrictStr, Field(max_length=2048)]
-PlatformName = Annotated[StrictStr, Field(max_length=40)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refusing it here keeps it out of the event store,
+    # where it would be permanent and break every read model that copies the text.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+CleanStr = Annotated[StrictStr, AfterValidator(_no_nul)]
+Text = Annotated[CleanStr, Field(max_length=10_000)]
+MediaUrl = Annotated[CleanStr, Field(max_length=2048)]
+PlatformName = Annotated[CleanStr, Field(max_length=40)]
 
 
 class PostCreate(StrictInput):
@@ -200,23 +210,6 @@ class IntegrationOut(Camel):
     connected_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, d: IntegrationDetails) -> IntegrationOut:
-        return cls(
-            id=d.id,
-            provider=d.provider,
-            account_name=d.account_name,
-            display_name=d.display_name,
-            avatar_url=d.avatar_url,
-            status=d.status,
-            active=d.active,
-            capabilities=d.capabilities,
-            token_expires_at=d.token_expires_at,
-            last_error=d.last_error,
-            connected_at=d.connected_at,
-            updated_at=d.updated_at,
-        )
-
 
 class IntegrationListEnvelope(Envelope):
     integrations: list[IntegrationOut]
@@ -232,8 +225,8 @@ class AuthUrlEnvelope(Envelope):
 
 
 class LoginInput(StrictInput):
-    email: Annotated[StrictStr, Field(max_length=254)]
-    password: Annotated[StrictStr, Field(max_length=1024)]
+    email: Annotated[CleanStr, Field(max_length=254)]
+    password: Annotated[CleanStr, Field(max_length=1024)]
 
 
 class OrganizationOut(Camel):
@@ -256,7 +249,7 @@ class SwitchOrganizationInput(StrictInput):
 
 
 class OrganizationCreateInput(StrictInput):
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[CleanStr, Field(min_length=1, max_length=200)]
 
 
 class OrganizationEnvelope(Envelope):
@@ -264,7 +257,7 @@ class OrganizationEnvelope(Envelope):
 
 
 class TokenCreateInput(StrictInput):
-    name: Annotated[StrictStr, Field(min_length=1, max_length=100)] = "API token"
+    name: Annotated[CleanStr, Field(min_length=1, max_length=100)] = "API token"
     expires_in_days: Annotated[int, Field(ge=1, le=365, strict=True)] | None = None
 
 
@@ -276,18 +269,6 @@ class TokenOut(Camel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, token: ApiToken) -> TokenOut:
-        return cls(
-            id=token.id,
-            name=token.name,
-            prefix=token.prefix,
-            created_at=token.created_at,
-            expires_at=token.expires_at,
-            last_used_at=token.last_used_at,
-            revoked_at=token.revoked_at,
-        )
 
 
 class TokenCreatedEnvelope(Envelope):

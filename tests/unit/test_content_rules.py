@@ -227,3 +227,10 @@ def test_require_valid_content_accepts_valid_content() -> None:
     require_valid_content(
         content="hello", thread=["and more"], media_urls=[VIDEO], providers=["twitter", "tiktok"]
     )
+
+
+def test_nul_characters_are_refused_in_every_text_field() -> None:
+    violations = check_post_content(
+        content="a\x00", thread=["ok", "b\x00"], media_urls=["https://e.com/\x00.jpg"], providers=[]
+    )
+    assert [v.field for v in violations][:3] == ["content", "thread[1]", "mediaUrls[0]"]

@@ -102,7 +102,7 @@ def switch_organization(
 @router.get("/tokens", response_model=TokenListEnvelope)
 def list_tokens(kairos: KairosDep, principal: PrincipalDep) -> TokenListEnvelope:
     return TokenListEnvelope(
-        tokens=[TokenOut.of(t) for t in kairos.identity.list_tokens(principal)]
+        tokens=[TokenOut.model_validate(t) for t in kairos.identity.list_tokens(principal)]
     )
 
 
@@ -114,7 +114,9 @@ def create_token(
     issued = kairos.identity.issue_token(
         principal, name=body.name, expires_in_days=body.expires_in_days
     )
-    return TokenCreatedEnvelope(token=issued.secret, api_token=TokenOut.of(issued.token))
+    return TokenCreatedEnvelope(
+        token=issued.secret, api_token=TokenOut.model_validate(issued.token)
+    )
 
 
 @router.delete("/tokens/{token_id}", response_model=DeletedEnvelope)

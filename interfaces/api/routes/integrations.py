@@ -31,7 +31,7 @@ def list_integrations(kairos: KairosDep, principal: PrincipalDep) -> Integration
         kairos.app.last_position(), kairos.settings.read_your_writes_timeout
     )
     rows = kairos.integrations_view.list_integrations(principal.organization_id)
-    return IntegrationListEnvelope(integrations=[IntegrationOut.of(r) for r in rows])
+    return IntegrationListEnvelope(integrations=[IntegrationOut.model_validate(r) for r in rows])
 
 
 @router.get("/{integration_id}", response_model=IntegrationEnvelope)
@@ -39,7 +39,9 @@ def get_integration(
     integration_id: UUID, kairos: KairosDep, principal: PrincipalDep
 ) -> IntegrationEnvelope:
     integration = kairos.connections.integration(principal, integration_id)
-    return IntegrationEnvelope(integration=IntegrationOut.of(integration_details(integration)))
+    return IntegrationEnvelope(
+        integration=IntegrationOut.model_validate(integration_details(integration))
+    )
 
 
 @router.get("/{provider}/auth", response_model=AuthUrlEnvelope)

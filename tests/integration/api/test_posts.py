@@ -323,3 +323,20 @@ def test_another_organizations_post_is_404(
 def test_ids_that_are_not_uuids_are_404(account: Account) -> None:
     assert account.http.get("/api/posts/not-a-uuid").status_code == 404
     assert account.http.get(f"/api/posts/{uuid.uuid4()}").status_code == 404
+
+
+def test_nul_characters_are_refused_before_they_reach_the_event_store(
+    kairos: Any, account: Account, x_account: dict[str, Any]
+) -> None:
+    before = kairos.app.last_position()
+    for body in (
+        {"content": "a\x00b", "accountIds": [x_account["id"]]},
+        {"content": "ok", "thread": ["fine", "b\x00"], "accountIds": [x_account["id"]]},
+        {"content": "ok", "platforms": ["twit\x00ter"]},
+    ):
+        response = _create(account, **body)
+        assert response.status_code == 400, response.text
+        assert "NUL" in response.json()["message"]
+    assert account.http.post("/api/organizations", json={"name": "a\x00b"}).status_code == 400
+    assert kairos.app.last_position() == before
+    assert account.http.get("/readyz").status_code == 200
