@@ -1,0 +1,1 @@
+"""Kairos benchmark suite: ``uv run python -m bench`` (see bench/README.md)."""
