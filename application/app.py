@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 
 from domain.integration import Integration
@@ -30,7 +30,9 @@ class KairosApplication(Application[UUID]):
         return recordings[-1].notification.id if recordings else None
 
     def get_post(self, post_id: UUID, version: int | None = None) -> Post | None:
-        return self._get(Post, post_id, version)
+        """Posts are short streams and never snapshotted: read their events in one query."""
+        post = project_aggregate(None, self.events.get(post_id, lte=version))
+        return post if isinstance(post, Post) else None
 
     def get_integration(self, integration_id: UUID) -> Integration | None:
         return self._get(Integration, integration_id, None)

@@ -22,6 +22,7 @@ from domain.errors import InvalidField
 
 TOKEN_PATTERN = re.compile(r"^ttp_[0-9a-f]{48}$")
 SESSION_LIFETIME = timedelta(days=14)
+TOUCH_EVERY = timedelta(seconds=60)
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -145,6 +146,7 @@ class IdentityService:
         self._hasher = hasher
         self._pepper = pepper
         self._clock = clock
+        self._touched: dict[UUID, datetime] = {}
 
     # ---- users and organizations --------------------------------------------------------
 
@@ -304,7 +306,13 @@ class IdentityService:
             return None
         if token.expires_at is not None and token.expires_at <= now:
             return None
-        self._store.touch_token(token.id, now)
+        if (
+            now - self._touched.get(token.id, datetime.min.replace(tzinfo=now.tzinfo))
+            >= TOUCH_EVERY
+        ):
+            # last_used_at is minute-grained: a busy token must not turn every read into a write.
+            self._touched[token.id] = now
+            self._store.touch_token(token.id, now)
         return Principal(
             user_id=token.user_id,
             organization_id=token.organization_id,

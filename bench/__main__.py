@@ -50,7 +50,7 @@ from bench.load import (
     open_loop,
     run,
 )
-from bench.server import run_api, run_null, uvicorn_options
+from bench.server import run_api, run_null, run_projector, uvicorn_options
 
 RAW_SAVES = 2000
 SERVICE_CREATES = 500
@@ -165,12 +165,13 @@ class CpuMeter:
     the hypervisor gave to other guests.
     """
 
-    def __init__(self, api_pid: int, database_url: str) -> None:
+    def __init__(self, api_pid: int, projector_pid: int, database_url: str) -> None:
         import psutil
 
         self._psutil = psutil
         self._me = psutil.Process()
         self._api = psutil.Process(api_pid)
+        self._projector = psutil.Process(projector_pid)
         self._postmaster: Any = None
         with (
             contextlib.suppress(psutil.Error, psycopg.Error),
@@ -199,6 +200,7 @@ class CpuMeter:
         return {
             "client": self._seconds(self._me),
             "api": self._seconds(self._api),
+            "projector": self._seconds(self._projector),
             "postgres": self._postgres(),
             "machine": float(machine.user + machine.system + getattr(machine, "nice", 0.0))
             + float(getattr(machine, "irq", 0.0) + getattr(machine, "softirq", 0.0)),
@@ -210,9 +212,16 @@ class CpuMeter:
     def cores(before: dict[str, float], after: dict[str, float]) -> str:
         wall = after["wall"] - before["wall"]
         used = {name: (after[name] - before[name]) / wall for name in before if name != "wall"}
-        other = used["machine"] - used["client"] - used["api"] - (used["postgres"] or 0.0)
+        other = (
+            used["machine"]
+            - used["client"]
+            - used["api"]
+            - used["projector"]
+            - (used["postgres"] or 0.0)
+        )
         text = (
             f"cores busy: client {used['client']:.2f}  api {used['api']:.2f}  "
+            f"projector {used['projector']:.2f}  "
             f"postgres {used['postgres']:.2f}  other {max(other, 0.0):.2f}  "
             f"(machine {used['machine']:.2f} of {os.cpu_count()}, steal {used['steal']:.2f})"
         )
@@ -427,7 +436,8 @@ def print_header(facts: dict[str, str], db_label: str, env: dict[str, str], busy
     )
     out(
         f"  uvicorn {uvicorn.__version__} (loop {options['loop']}, http {options['http']}), "
-        f"fastapi {importlib.metadata.version('fastapi')}; 1 API process, projections in it"
+        f"fastapi {importlib.metadata.version('fastapi')}; "
+        "1 API process + 1 projector process (as kairos api + kairos projector)"
     )
     out(
         f"  PostgreSQL: fsync={facts['fsync']} synchronous_commit={facts['synchronous_commit']} "
@@ -851,6 +861,7 @@ def main() -> int:
 
         raw = phase_raw_baseline(env)  # before the API process exists: a quiet machine
 
+        projector = stack.enter_context(child_process(run_projector, values))
         api = stack.enter_context(child_process(run_api, values, port))
         wait_http(f"http://127.0.0.1:{port}/healthz", api)
         b = Bench(
@@ -859,7 +870,7 @@ def main() -> int:
             port=port,
             writer=make_account(kairos, f"http://127.0.0.1:{port}", "writer"),
             reader=make_account(kairos, f"http://127.0.0.1:{port}", "reader"),
-            cpu=CpuMeter(api.pid, database_url),
+            cpu=CpuMeter(api.pid, projector.pid, database_url),
             raw=raw,
         )
         b.row("raw app.save() (1 thread)", f"{raw.per_second:,.0f} saves/s", "baseline", None)

@@ -23,8 +23,26 @@ def uvicorn_options() -> dict[str, str]:
     }
 
 
+def run_projector(settings_values: dict[str, Any]) -> None:
+    """The production projector process (``kairos projector``): runners only, no HTTP."""
+    import signal
+    import threading
+
+    from interfaces.bootstrap import build
+    from interfaces.config import Settings
+
+    logging.basicConfig(level=logging.WARNING)
+    kairos = build(Settings(**settings_values))
+    kairos.start_projections()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    kairos.close()
+
+
 def run_api(settings_values: dict[str, Any], port: int) -> None:
-    """Build Kairos, start its projections and serve the API on ``port`` until SIGTERM."""
+    """Build Kairos and serve the API on ``port`` until SIGTERM, as ``kairos api`` does
+    (the projector runs in its own process, as in production)."""
     import uvicorn
 
     from interfaces.api.app import create_api
@@ -33,7 +51,6 @@ def run_api(settings_values: dict[str, Any], port: int) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     kairos = build(Settings(**settings_values))
-    kairos.start_projections()
     config = uvicorn.Config(
         create_api(kairos),
         host="127.0.0.1",

@@ -86,7 +86,9 @@ def postgres_env(database_url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.db_max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        "POSTGRES_PRE_PING": "y",
+        # No pre-ping: it costs a round trip on every checkout, and the recorder already
+        # retries statements that fail on a dropped connection.
+        "POSTGRES_PRE_PING": "n",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         # Never the DB-function insert path: it skips the table lock that keeps commit
         # order equal to notification order, which every projection relies on.

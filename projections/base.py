@@ -110,7 +110,7 @@ class ReadModel(PostgresTrackingRecorder, ABC):
                 )
 
     def rows(self, table: str, order_by: str) -> list[dict[str, Any]]:
-        with self.datastore.transaction() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL("SELECT * FROM {0} ORDER BY {1}").format(
                     Identifier(self.datastore.schema, table),

@@ -88,7 +88,7 @@ class IntegrationsView(ReadModel):
     # ---- queries (always scoped to one organization) ------------------------------------
 
     def list_integrations(self, organization_id: UUID) -> list[IntegrationDetails]:
-        with self.datastore.transaction() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
                     "SELECT * FROM {0} WHERE organization_id = %s AND status <> 'disconnected' "
@@ -99,7 +99,7 @@ class IntegrationsView(ReadModel):
             return [IntegrationDetails(**row) for row in curs.fetchall()]
 
     def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]:
-        with self.datastore.transaction() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
                     "SELECT id FROM {0} WHERE organization_id = %s AND provider = %s "

@@ -167,7 +167,7 @@ class PostsView(ReadModel):
         query = SQL(
             "SELECT * FROM {0} WHERE {1} ORDER BY created_at DESC, id DESC LIMIT %s"
         ).format(self.table("posts"), SQL(" AND ").join(clauses))
-        with self.datastore.transaction() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(query, params, prepare=True)
             rows = curs.fetchall()
         page = [_details_from_row(row) for row in rows[:limit]]

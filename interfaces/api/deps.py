@@ -17,7 +17,8 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_kairos(request: Request) -> Kairos:
+async def get_kairos(request: Request) -> Kairos:
+    """Async on purpose: it does no I/O, so it need not hop to the thread pool."""
     kairos: Kairos = request.app.state.kairos
     return kairos
 

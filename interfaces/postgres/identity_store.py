@@ -51,7 +51,7 @@ class PostgresIdentityStore:
         return self._one_user("id = %s", user_id)
 
     def memberships(self, user_id: UUID) -> list[Organization]:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 "SELECT o.id, o.name, o.plan, m.role FROM memberships m "
                 "JOIN organizations o ON o.id = m.organization_id "
@@ -86,7 +86,7 @@ class PostgresIdentityStore:
             _audit(curs, audit)
 
     def session(self, key_hash: bytes) -> BrowserSession | None:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 "SELECT user_id, organization_id, csrf_token, expires_at FROM browser_sessions "
                 "WHERE key_hash = %s",
@@ -128,7 +128,7 @@ class PostgresIdentityStore:
             _audit(curs, audit)
 
     def token_by_hash(self, token_hash: bytes) -> ApiToken | None:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = %s",
                 (token_hash,),
@@ -138,7 +138,7 @@ class PostgresIdentityStore:
         return ApiToken(**row) if row else None
 
     def tokens(self, user_id: UUID, organization_id: UUID) -> list[ApiToken]:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE user_id = %s "
                 "AND organization_id = %s ORDER BY created_at DESC, id",
@@ -171,7 +171,7 @@ class PostgresIdentityStore:
     # ---- internals ----------------------------------------------------------------------
 
     def _one_user(self, where: str, value: object) -> User | None:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 "SELECT id, email, name, password_hash, active_organization_id FROM users "
                 f"WHERE {where}",

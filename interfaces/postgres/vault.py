@@ -68,7 +68,7 @@ class PostgresCredentialVault:
         return credential_id
 
     def read(self, credential_id: UUID) -> TokenSet:
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 "SELECT organization_id, key_id, nonce, ciphertext FROM credentials WHERE id = %s",
                 (credential_id,),
@@ -101,7 +101,7 @@ class PostgresCredentialVault:
 
     def rotate(self) -> int:
         """Re-seal every row still under an older key with the active key."""
-        with self._datastore.transaction() as curs:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute("SELECT id FROM credentials WHERE key_id <> %s", (self._active_id,))
             stale = [row["id"] for row in curs.fetchall()]
         for credential_id in stale:
