@@ -59,6 +59,9 @@ def run_api(settings_values: dict[str, Any], port: int) -> None:
         access_log=False,
         lifespan="on",
         backlog=2048,
+        # Longer than the load generator's idle gaps, so a reused keep-alive connection is
+        # never closed under it (that race showed up as a client-side IncompleteReadError).
+        timeout_keep_alive=75,
         **uvicorn_options(),  # type: ignore[arg-type]
     )
     try:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from application.posts import PostChanges, PostInput
 from domain.errors import InvalidField
@@ -40,6 +41,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/posts", tags=["posts"], responses=ERRORS)
 
+
+def as_json(model: BaseModel, status_code: int = 200) -> Response:
+    """Serialize once, in pydantic-core. Returning the model itself would make FastAPI
+    validate it a second time against ``response_model`` before serializing it."""
+    return Response(
+        model.model_dump_json(by_alias=True), status_code=status_code, media_type="application/json"
+    )
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -57,7 +67,7 @@ def list_posts(
     status: Annotated[PostStatusName | None, Query(description="Only posts in this status")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> PostListEnvelope:
+) -> Response:
     """Newest first. Sees every write that committed before the request arrived."""
     kairos.posts_view.catch_up_to(
         kairos.app.last_position(), kairos.settings.read_your_writes_timeout
@@ -68,7 +78,7 @@ def list_posts(
         )
     except ValueError as exc:
         raise InvalidField("cursor", str(exc)) from None
-    return PostListEnvelope(posts=[PostOut.of(p) for p in page], next_cursor=next_cursor)
+    return as_json(PostListEnvelope(posts=[PostOut.of(p) for p in page], next_cursor=next_cursor))
 
 
 @router.post(
@@ -83,9 +93,8 @@ def create_post(
     body: PostCreate,
     kairos: KairosDep,
     principal: PrincipalDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> PostEnvelope:
+) -> Response:
     fingerprint = None
     if idempotency_key is not None:
         canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -104,9 +113,10 @@ def create_post(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
     )
+    response = as_json(PostEnvelope(post=PostOut.of(saved.post)), status_code=201)
     if saved.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return PostEnvelope(post=PostOut.of(saved.post))
+    return response
 
 
 @router.get("/{post_id}", response_model=PostEnvelope)
@@ -118,22 +128,21 @@ def get_post(
         str | None,
         Query(alias="asOf", max_length=64, description="ISO 8601: the post as it stood then"),
     ] = None,
-) -> PostEnvelope:
+) -> Response:
     moment = None
     if as_of is not None:
         try:
             moment = parse_timestamp(as_of, "asOf")
         except ValueError as exc:
             raise InvalidField("asOf", str(exc)) from None
-    return PostEnvelope(
-        post=PostOut.of(kairos.posts.get(principal.organization_id, post_id, moment))
-    )
+    post = kairos.posts.get(principal.organization_id, post_id, moment)
+    return as_json(PostEnvelope(post=PostOut.of(post)))
 
 
 @router.patch("/{post_id}", response_model=PostEnvelope, responses={409: {"model": ErrorBody}})
 def update_post(
     post_id: UUID, body: PostUpdate, kairos: KairosDep, principal: PrincipalDep
-) -> PostEnvelope:
+) -> Response:
     """Edit a draft or scheduled post; ``scheduledAt`` schedules, moves, or (null) unschedules."""
     sent = body.model_fields_set
     scheduled_at = parse_timestamp(body.scheduled_at) if body.scheduled_at is not None else None
@@ -150,7 +159,7 @@ def update_post(
             unschedule="scheduled_at" in sent and body.scheduled_at is None,
         ),
     )
-    return PostEnvelope(post=PostOut.of(saved.post))
+    return as_json(PostEnvelope(post=PostOut.of(saved.post)))
 
 
 @router.delete("/{post_id}", response_model=DeletedEnvelope, responses={409: {"model": ErrorBody}})
