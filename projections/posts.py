@@ -14,13 +14,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from application.views import DeliveryResult, PostDetails, post_details
 from projections.base import ReadModel
+
+# Listing decodes four jsonb columns per row; the stdlib decoder was a quarter of a request.
+set_json_loads(orjson.loads)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
