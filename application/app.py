@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording
 
+from application.due import due_changes
 from domain.integration import Integration
 from domain.post import Post
 
@@ -23,6 +25,14 @@ class KairosApplication(Application[UUID]):
 
     name = "Kairos"
     snapshotting_intervals: ClassVar = {Integration: 50}
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Save, handing the recorder the due-work changes the pending events imply."""
+        pending = [e for obj in objs if isinstance(obj, Aggregate) for e in obj.pending_events]
+        changes = due_changes(pending)
+        if changes:
+            kwargs["due_changes"] = changes
+        return super().save(*objs, **kwargs)
 
     def save_all(self, *aggregates: Aggregate) -> int | None:
         """Save atomically; return the notification id of the last event written, if any."""

@@ -113,6 +113,12 @@ class IdentityStore(Protocol):
 
     def set_active_organization(self, user_id: UUID, organization_id: UUID) -> None: ...
 
+    def publishes_late(self, organization_id: UUID) -> bool: ...
+
+    def set_publish_late(
+        self, organization_id: UUID, publish_late: bool, audit: AuditEntry
+    ) -> None: ...
+
     def add_session(self, key_hash: bytes, session: BrowserSession, audit: AuditEntry) -> None: ...
 
     def session(self, key_hash: bytes) -> BrowserSession | None: ...
@@ -188,6 +194,23 @@ class IdentityService:
             AuditEntry("organization.created", user_id, organization.id, name, {}),
         )
         return organization
+
+    def set_publish_late(self, principal: Principal, publish_late: bool) -> None:
+        """Whether posts the system could not start on time still go out late."""
+        self._store.set_publish_late(
+            principal.organization_id,
+            publish_late,
+            AuditEntry(
+                "organization.publish_late",
+                principal.user_id,
+                principal.organization_id,
+                str(principal.organization_id),
+                {"publishLate": publish_late},
+            ),
+        )
+
+    def publishes_late(self, organization_id: UUID) -> bool:
+        return self._store.publishes_late(organization_id)
 
     def organizations(self, user_id: UUID) -> list[Organization]:
         return self._store.memberships(user_id)

@@ -36,6 +36,16 @@ class RemotePost:
     url: str
 
 
+@dataclass(frozen=True)
+class TimelinePost:
+    """A post already on the account, as the platform lists it (used to reconcile)."""
+
+    remote_id: str
+    text: str
+    created_at: datetime | None
+    url: str
+
+
 class PlatformError(Exception):
     """Base of every failure a platform adapter reports."""
 
@@ -69,6 +79,10 @@ class TransientPlatformError(PlatformError):
 
 class ContentRejected(PlatformError):
     """The platform refused this content for good (too long, duplicate, bad media)."""
+
+
+class DuplicateContent(ContentRejected):
+    """Refused as a duplicate of a recent post: after an ambiguous create, evidence it landed."""
 
 
 class QuotaExceeded(PlatformError):
@@ -106,3 +120,18 @@ class PlatformAdapter(Protocol):
     def create_post(
         self, access_token: str, *, text: str, in_reply_to: str | None = None
     ) -> RemotePost: ...
+
+    def post_url(self, remote_id: str) -> str:
+        """The public URL of one of the account's posts."""
+        ...
+
+    def recent_posts(
+        self,
+        access_token: str,
+        *,
+        user_id: str,
+        since: datetime | None = None,
+        max_results: int = 10,
+    ) -> list[TimelinePost]:
+        """The account's own recent posts, newest first: how an in-doubt publish is settled."""
+        ...

@@ -154,6 +154,13 @@ class PostService:
         position = self._app.save_all(post)
         return SavedPost(post_details(post), position)
 
+    def republish(self, organization_id: UUID, post_id: UUID) -> SavedPost:
+        """Publish a failed or partial post again, to its failed accounts only."""
+        post = self._load(organization_id, post_id)
+        post.republish()
+        position = self._app.save_all(post)
+        return SavedPost(post_details(post), position)
+
     def delete(self, organization_id: UUID, post_id: UUID) -> int | None:
         post = self._load(organization_id, post_id)
         post.delete()

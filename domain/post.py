@@ -7,7 +7,7 @@ so replaying the stored events rebuilds exactly the state the commands produced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,10 @@ class Delivery:
     error_category: str | None = None
     error_message: str | None = None
     retryable: bool = False
+    next_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    segments: list[str] = field(default_factory=list)
+    """Remote ids of the parts already posted, in order: a retry resumes after them."""
 
 
 def _require_future(scheduled_at: datetime, now: datetime) -> None:
@@ -172,6 +176,7 @@ class Post(Aggregate):
             delivery: Delivery = aggregate.deliveries[self.account_id]
             delivery.status = DeliveryStatus.PUBLISHING
             delivery.attempts = self.attempt
+            delivery.last_attempt_at = self.timestamp
 
     class AccountPublished(Aggregate.Event):
         class_version = 1
@@ -207,11 +212,68 @@ class Post(Aggregate):
         class_version = 1
         account_id: str
         reason: str
+        reconcile_at: datetime
 
         def apply(self, aggregate: Any) -> None:
             delivery: Delivery = aggregate.deliveries[self.account_id]
             delivery.status = DeliveryStatus.IN_DOUBT
             delivery.error_message = self.reason
+            delivery.next_attempt_at = self.reconcile_at
+
+    class ThreadSegmentPosted(Aggregate.Event):
+        """Checkpoint: one part of a thread is on the platform; never post it again."""
+
+        class_version = 1
+        account_id: str
+        index: int
+        remote_id: str
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.segments = [*delivery.segments[: self.index], self.remote_id]
+
+    class AccountRetryScheduled(Aggregate.Event):
+        class_version = 1
+        account_id: str
+        retry_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.status = DeliveryStatus.PENDING
+            delivery.next_attempt_at = self.retry_at
+
+    class PostMissed(Aggregate.Event):
+        """Its time passed while nothing could publish it; it is not published late."""
+
+        class_version = 1
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.publishing_started_at = self.timestamp
+            aggregate.deliveries = {
+                account_id: Delivery(
+                    account_id=account_id,
+                    provider=provider,
+                    status=DeliveryStatus.FAILED,
+                    error_category="missed",
+                    error_message=self.reason,
+                )
+                for account_id, provider in aggregate.accounts.items()
+            }
+
+    class RepublishRequested(Aggregate.Event):
+        """Try again the accounts that failed; the published ones are left alone."""
+
+        class_version = 1
+        account_ids: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            for account_id in self.account_ids:
+                delivery: Delivery = aggregate.deliveries[account_id]
+                delivery.status = DeliveryStatus.PENDING
+                delivery.error_category = delivery.error_message = None
+                delivery.retryable = False
+                delivery.next_attempt_at = None
 
     class PostPublished(Aggregate.Event):
         class_version = 1
@@ -340,8 +402,15 @@ class Post(Aggregate):
         self._conclude_if_done()
 
     def record_failed(
-        self, account_id: str, *, category: str, retryable: bool, message: str
+        self,
+        account_id: str,
+        *,
+        category: str,
+        retryable: bool,
+        message: str,
+        retry_at: datetime | None = None,
     ) -> None:
+        """Record a failed attempt; with ``retry_at`` the delivery waits for another."""
         self._open_delivery(account_id)
         self.trigger_event(
             self.AccountPublishFailed,
@@ -350,11 +419,51 @@ class Post(Aggregate):
             retryable=retryable,
             message=message,
         )
+        if retry_at is not None:
+            self.trigger_event(self.AccountRetryScheduled, account_id=account_id, retry_at=retry_at)
         self._conclude_if_done()
 
-    def record_in_doubt(self, account_id: str, *, reason: str) -> None:
+    def record_in_doubt(self, account_id: str, *, reason: str, reconcile_at: datetime) -> None:
         self._open_delivery(account_id)
-        self.trigger_event(self.AccountPublishInDoubt, account_id=account_id, reason=reason)
+        self.trigger_event(
+            self.AccountPublishInDoubt,
+            account_id=account_id,
+            reason=reason,
+            reconcile_at=reconcile_at,
+        )
+
+    def record_segment(self, account_id: str, *, index: int, remote_id: str) -> None:
+        delivery = self._open_delivery(account_id)
+        if index != len(delivery.segments):
+            raise InvalidField("index", f"part {index} follows {len(delivery.segments)} posted")
+        self.trigger_event(
+            self.ThreadSegmentPosted, account_id=account_id, index=index, remote_id=remote_id
+        )
+
+    def miss(self, reason: str) -> None:
+        if self.deleted:
+            raise PostAlreadyDeleted("a deleted post is never published")
+        if self.status is not PostStatus.SCHEDULED:
+            raise PostNotEditable(f"a {self.status} post cannot be missed")
+        self.trigger_event(self.PostMissed, reason=reason)
+        self._conclude_if_done()
+
+    def republish(self) -> list[str]:
+        """Retry the failed accounts of a failed or partial post; returns their ids."""
+        if self.deleted:
+            raise PostAlreadyDeleted("the post is deleted")
+        if self.status not in (PostStatus.FAILED, PostStatus.PARTIAL):
+            raise PostNotEditable(
+                f"only failed or partial posts can be republished, not {self.status}"
+            )
+        failed = [a for a, d in self.deliveries.items() if d.status is DeliveryStatus.FAILED]
+        self.trigger_event(self.RepublishRequested, account_ids=failed)
+        return failed
+
+    @property
+    def parts(self) -> list[str]:
+        """What is published, in order: the content, then each thread part."""
+        return [self.content, *self.thread]
 
     # ---- derived state ------------------------------------------------------------------
 

@@ -16,12 +16,15 @@ from psycopg.conninfo import conninfo_to_dict
 
 from application.app import KairosApplication
 from application.connections import ConnectionService
+from application.credentials import AccessTokens
 from application.identity import IdentityService
 from application.platforms import PlatformAdapter
 from application.posts import PostService
+from application.publishing import PublishingPolicy, PublishingService
 from interfaces.config import Settings
 from interfaces.platforms.x import XAdapter
 from interfaces.postgres.identity_store import PostgresIdentityStore
+from interfaces.postgres.locks import PostgresLocks
 from interfaces.postgres.oauth_states import PostgresOAuthStateStore
 from interfaces.postgres.schema import create_tables
 from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
@@ -50,6 +53,7 @@ class Kairos:
     posts_view: PostsView
     integrations_view: IntegrationsView
     vault: PostgresCredentialVault
+    publishing: PublishingService
     runners: list[ProjectionRunner] = field(default_factory=list)
 
     @property
@@ -94,7 +98,20 @@ def postgres_env(database_url: str, settings: Settings) -> dict[str, str]:
         # order equal to notification order, which every projection relies on.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "CREATE_TABLE": "y",
+        # Writes the due-work index in the same transaction as the events.
+        "APPLICATION_RECORDER_TOPIC": "interfaces.postgres.recorder:KairosRecorder",
     }
+
+
+def publishing_policy(settings: Settings) -> PublishingPolicy:
+    return PublishingPolicy(
+        lease=settings.delivery_lease,
+        max_attempts=settings.max_attempts,
+        first_backoff=settings.retry_first_backoff,
+        max_backoff=settings.retry_max_backoff,
+        settle_after=settings.settle_after,
+        missed_after=settings.missed_after,
+    )
 
 
 def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
@@ -113,6 +130,7 @@ def build(
     *,
     adapters: Mapping[str, PlatformAdapter] | None = None,
     clock: Callable[[], datetime] = utc_now,
+    policy: PublishingPolicy | None = None,
 ) -> Kairos:
     if settings.database_url is None:
         raise ValueError("database_url is required (kairos up starts an embedded server)")
@@ -126,15 +144,17 @@ def build(
     vault = PostgresCredentialVault(
         datastore, parse_keyring(settings.vault_keys.get_secret_value())
     )
+    identity_store = PostgresIdentityStore(datastore)
     identity = IdentityService(
-        PostgresIdentityStore(datastore),
+        identity_store,
         Argon2PasswordHasher(),
         pepper=settings.secret_key.get_secret_value().encode(),
         clock=clock,
     )
+    adapters = adapters if adapters is not None else platform_adapters(settings)
     connections = ConnectionService(
         app,
-        adapters if adapters is not None else platform_adapters(settings),
+        adapters,
         PostgresOAuthStateStore(datastore),
         vault,
         callback_url=lambda provider: (
@@ -151,4 +171,12 @@ def build(
         posts_view=posts_view,
         integrations_view=integrations_view,
         vault=vault,
+        publishing=PublishingService(
+            app,
+            adapters,
+            AccessTokens(app, adapters, vault, PostgresLocks(datastore), clock),
+            identity_store,
+            clock,
+            policy or publishing_policy(settings),
+        ),
     )

@@ -86,17 +86,45 @@ def projector() -> None:
 
 
 @cli.command()
-def worker() -> None:
-    """Publishing workers (Dramatiq). Placeholder until the publishing pipeline lands."""
-    typer.echo("kairos worker: no actors yet (publishing arrives with the due-work pipeline)")
+def worker(
+    threads: Annotated[int, typer.Option(help="Concurrent deliveries in this process.")] = 8,
+) -> None:
+    """Publishing workers: Dramatiq actors on Redis (KAIROS_REDIS_URL). Run any number."""
+    from interfaces.bootstrap import build
+    from workers.runtime import Pipeline
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("kairos worker needs KAIROS_REDIS_URL (kairos up runs in-process)")
+    kairos = build(settings)
+    pipeline = Pipeline(
+        kairos.publishing, kairos.datastore, settings.redis_url, lease=settings.dispatch_lease
+    )
+    pipeline.start_workers(threads)
+    typer.echo(f"worker running: {threads} threads on {settings.redis_url}")
     _wait_for_signal()
+    pipeline.stop()
+    kairos.close()
 
 
 @cli.command()
 def scheduler() -> None:
-    """The due-work dispatcher. Placeholder until the publishing pipeline lands."""
-    typer.echo("kairos scheduler: no due work yet (arrives with the publishing pipeline)")
+    """The due-work dispatcher: sends each due row to the workers. Any number of copies."""
+    from interfaces.bootstrap import build
+    from workers.runtime import Pipeline
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise typer.BadParameter("kairos scheduler needs KAIROS_REDIS_URL")
+    kairos = build(settings)
+    pipeline = Pipeline(
+        kairos.publishing, kairos.datastore, settings.redis_url, lease=settings.dispatch_lease
+    )
+    pipeline.start_dispatcher()
+    typer.echo("scheduler running")
     _wait_for_signal()
+    pipeline.stop()
+    kairos.close()
 
 
 @cli.command("secrets")

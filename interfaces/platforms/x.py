@@ -9,7 +9,6 @@ Tokens never appear in exception messages, and this module does not log.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,11 +19,13 @@ from application.platforms import (
     AccountProfile,
     AuthorizationExpired,
     ContentRejected,
+    DuplicateContent,
     OAuthExchangeFailed,
     PlatformError,
     QuotaExceeded,
     RateLimited,
     RemotePost,
+    TimelinePost,
     TokenSet,
     TransientPlatformError,
 )
@@ -34,19 +35,8 @@ DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content
 _AUTH_PROBLEMS = ("unsupported-authentication", "client-forbidden")
 
 
-class XDuplicateContent(ContentRejected):
-    """X refused the post as a duplicate of one the user posted recently.
-
-    After an ambiguous create this is strong evidence the earlier attempt landed.
-    """
-
-
-@dataclass(frozen=True)
-class TimelinePost:
-    remote_id: str
-    text: str
-    created_at: datetime | None
-    url: str
+class XDuplicateContent(DuplicateContent):
+    """X refused the post as a duplicate of one the user posted recently."""
 
 
 def post_url(post_id: str) -> str:
@@ -215,6 +205,9 @@ class XAdapter:
             display_name=str(data.get("name") or username),
             avatar_url=avatar if isinstance(avatar, str) else None,
         )
+
+    def post_url(self, remote_id: str) -> str:
+        return post_url(remote_id)
 
     def create_post(
         self, access_token: str, *, text: str, in_reply_to: str | None = None

@@ -60,6 +60,22 @@ class PostgresIdentityStore:
             )
             return [Organization(**row) for row in curs.fetchall()]
 
+    def publishes_late(self, organization_id: UUID) -> bool:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT publish_late FROM organizations WHERE id = %s", (organization_id,))
+            row = curs.fetchone()
+        return bool(row and row["publish_late"])
+
+    def set_publish_late(
+        self, organization_id: UUID, publish_late: bool, audit: AuditEntry
+    ) -> None:
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "UPDATE organizations SET publish_late = %s WHERE id = %s",
+                (publish_late, organization_id),
+            )
+            _audit(curs, audit)
+
     def set_active_organization(self, user_id: UUID, organization_id: UUID) -> None:
         with self._datastore.transaction(commit=True) as curs:
             curs.execute(

@@ -13,6 +13,9 @@ STATEMENTS = [
         name text NOT NULL,
         plan text NOT NULL DEFAULT 'self-hosted',
         created_at timestamptz NOT NULL DEFAULT now())""",
+    # An organization may prefer a post published late over one marked missed.
+    "ALTER TABLE organizations "
+    "ADD COLUMN IF NOT EXISTS publish_late boolean NOT NULL DEFAULT false",
     """CREATE TABLE IF NOT EXISTS users (
         id uuid PRIMARY KEY,
         email text NOT NULL UNIQUE,

@@ -71,10 +71,21 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
     partial.schedule(NOW + timedelta(hours=3), now=NOW)
     partial.start_publishing()
     partial.attempt("x", attempt_key="k1", lease_until=lease)
-    partial.record_in_doubt("x", reason="timeout")
+    partial.record_in_doubt("x", reason="timeout", reconcile_at=datetime(2030, 1, 1, tzinfo=UTC))
     partial.attempt("x", attempt_key="k2", lease_until=lease)
+    partial.record_segment("x", index=0, remote_id="1")
+    partial.record_segment("x", index=1, remote_id="11")
     partial.record_published("x", remote_id="1", url="https://x.com/i/1")
+    partial.record_failed(
+        "t", category="rate_limited", retryable=True, message="429", retry_at=lease
+    )
     partial.record_failed("t", category="rejected", retryable=False, message="no video")
+    partial.republish()
+    partial.record_failed("t", category="rejected", retryable=False, message="still no video")
+
+    missed = new_post()
+    missed.schedule(NOW + timedelta(hours=1), now=NOW)
+    missed.miss("the scheduler was down for 3 days")
 
     failed_then_deleted = new_post()
     failed_then_deleted.schedule(NOW + timedelta(hours=1), now=NOW)
@@ -91,6 +102,7 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
 
     return [
         *partial.collect_events(),
+        *missed.collect_events(),
         *failed_then_deleted.collect_events(),
         *published.collect_events(),
     ]

@@ -141,7 +141,9 @@ def failed(account_id: str, *, retryable: bool = False) -> Command:
 
 
 def in_doubt(account_id: str) -> Command:
-    return lambda post: post.record_in_doubt(account_id, reason="timeout after upload")
+    return lambda post: post.record_in_doubt(
+        account_id, reason="timeout after upload", reconcile_at=datetime(2030, 1, 1, tzinfo=UTC)
+    )
 
 
 def edit(**changes: Any) -> Command:
@@ -481,7 +483,14 @@ def test_an_in_doubt_delivery_keeps_the_post_publishing() -> None:
     then, post = when(history, in_doubt(X))
 
     assert facts(then) == [
-        ("AccountPublishInDoubt", {"account_id": X, "reason": "timeout after upload"})
+        (
+            "AccountPublishInDoubt",
+            {
+                "account_id": X,
+                "reason": "timeout after upload",
+                "reconcile_at": datetime(2030, 1, 1, tzinfo=UTC),
+            },
+        )
     ]
     assert post.status is PostStatus.PUBLISHING
     assert post.deliveries[X].status is DeliveryStatus.IN_DOUBT

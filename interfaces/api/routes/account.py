@@ -16,6 +16,8 @@ from interfaces.api.schemas import (
     OrganizationCreateInput,
     OrganizationEnvelope,
     OrganizationOut,
+    OrganizationSettingsEnvelope,
+    OrganizationSettingsInput,
     SessionEnvelope,
     SwitchOrganizationInput,
     TokenCreatedEnvelope,
@@ -85,6 +87,15 @@ def create_organization(
     return OrganizationEnvelope(
         organization=OrganizationOut(id=o.id, name=o.name, plan=o.plan, role=o.role)
     )
+
+
+@router.patch("/organization", response_model=OrganizationSettingsEnvelope)
+def update_organization(
+    body: OrganizationSettingsInput, kairos: KairosDep, principal: PrincipalDep
+) -> OrganizationSettingsEnvelope:
+    """Settings of the caller's active organization."""
+    kairos.identity.set_publish_late(principal, body.publish_late)
+    return OrganizationSettingsEnvelope(publish_late=body.publish_late)
 
 
 @router.post("/organizations/active", response_model=SessionEnvelope)

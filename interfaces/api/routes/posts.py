@@ -162,6 +162,15 @@ def update_post(
     return as_json(PostEnvelope(post=PostOut.of(saved.post)))
 
 
+@router.post(
+    "/{post_id}/republish", response_model=PostEnvelope, responses={409: {"model": ErrorBody}}
+)
+def republish_post(post_id: UUID, kairos: KairosDep, principal: PrincipalDep) -> Response:
+    """Try again the accounts of a failed or partial post that failed; the others stay."""
+    saved = kairos.posts.republish(principal.organization_id, post_id)
+    return as_json(PostEnvelope(post=PostOut.of(saved.post)))
+
+
 @router.delete("/{post_id}", response_model=DeletedEnvelope, responses={409: {"model": ErrorBody}})
 def delete_post(post_id: UUID, kairos: KairosDep, principal: PrincipalDep) -> DeletedEnvelope:
     """Cancel before it fires. The history stays readable for auditors."""

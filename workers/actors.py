@@ -1,0 +1,48 @@
+"""The Dramatiq actors. Messages carry ids only; the event store holds everything else.
+
+Dramatiq's own retries are off: a retry is an event plus a due-work row, visible to users
+and auditors, and a message that is lost or duplicated is harmless (the dispatcher re-sends
+when a lease ends; the aggregate's optimistic concurrency turns duplicates into no-ops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import dramatiq
+
+from application.due import WorkKind
+from application.publishing import PublishingService
+
+QUEUE = "publish"
+TIME_LIMIT_MS = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Actors:
+    broker: dramatiq.Broker
+    start_publishing: dramatiq.Actor
+    deliver: dramatiq.Actor
+
+    def send(self, kind: WorkKind, subject_id: UUID, key: str) -> None:
+        if kind is WorkKind.PUBLISH:
+            self.start_publishing.send(str(subject_id))
+        else:
+            self.deliver.send(str(subject_id), key)
+
+
+def register_actors(broker: dramatiq.Broker, publishing: Callable[[], PublishingService]) -> Actors:
+    def start_publishing(post_id: str) -> None:
+        publishing().start(UUID(post_id))
+
+    def deliver(post_id: str, account_id: str) -> None:
+        publishing().deliver(UUID(post_id), account_id)
+
+    options = {"broker": broker, "queue_name": QUEUE, "max_retries": 0, "time_limit": TIME_LIMIT_MS}
+    return Actors(
+        broker=broker,
+        start_publishing=dramatiq.actor(start_publishing, actor_name="start_publishing", **options),
+        deliver=dramatiq.actor(deliver, actor_name="deliver", **options),
+    )

@@ -1,0 +1,142 @@
+"""The due-work dispatcher (``kairos scheduler``): turns due rows into messages.
+
+It claims due rows with ``FOR UPDATE SKIP LOCKED`` and a lease, sends one message per row,
+and sleeps until the next row is due or PostgreSQL NOTIFYs new work; there is no fixed
+tick. Any number of copies may run: a row is claimed by one of them at a time. A message
+lost on the way (a Redis flush, a crash right after the claim) is re-sent when its lease
+ends, because only the events that finish the work delete the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Identifier
+
+from application.due import WorkKind
+
+log = logging.getLogger("kairos.dispatcher")
+
+DUE_CHANNEL = "kairos_due"
+MAX_SLEEP = 30.0
+
+CLAIM = """
+WITH due AS (
+    SELECT kind, subject_id, key FROM due_work
+    WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until <= now())
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE due_work AS d
+SET claimed_until = now() + %(lease)s, dispatches = d.dispatches + 1
+FROM due
+WHERE d.kind = due.kind AND d.subject_id = due.subject_id AND d.key = due.key
+RETURNING d.kind, d.subject_id, d.key, d.due_at
+"""
+
+NEXT_DUE = """
+SELECT EXTRACT(EPOCH FROM min(GREATEST(due_at, COALESCE(claimed_until, due_at))) - now())
+    AS seconds
+FROM due_work
+"""
+
+
+@dataclass(frozen=True)
+class DueItem:
+    kind: WorkKind
+    subject_id: UUID
+    key: str
+    due_at: datetime
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        send: Callable[[WorkKind, UUID, str], None],
+        *,
+        lease: timedelta = timedelta(seconds=30),
+        batch: int = 500,
+    ) -> None:
+        self._datastore = datastore
+        self._send = send
+        self.lease = lease
+        self.batch = batch
+        self.dispatched = 0
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def claim(self) -> list[DueItem]:
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(CLAIM, {"limit": self.batch, "lease": self.lease}, prepare=True)
+            rows = curs.fetchall()
+        return [
+            DueItem(WorkKind(row["kind"]), row["subject_id"], row["key"], row["due_at"])
+            for row in rows
+        ]
+
+    def dispatch_due(self) -> int:
+        """Claim and send everything due now; return how many messages went out."""
+        sent = 0
+        while True:
+            items = self.claim()
+            for item in items:
+                # A failed send leaves the row claimed: it is sent again when the lease ends.
+                self._send(item.kind, item.subject_id, item.key)
+                sent += 1
+            if len(items) < self.batch:
+                break
+        self.dispatched += sent
+        return sent
+
+    def seconds_until_next(self) -> float:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(NEXT_DUE)
+            row = curs.fetchone()
+        seconds = row["seconds"] if row else None
+        return MAX_SLEEP if seconds is None else max(0.0, min(float(seconds), MAX_SLEEP))
+
+    def run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with self._datastore.get_connection() as conn:
+                    conn.execute(SQL("LISTEN {0}").format(Identifier(DUE_CHANNEL)))
+                    try:
+                        backoff = 0.1
+                        while not self._stop.is_set():
+                            self.dispatch_due()
+                            wait = self.seconds_until_next()
+                            if wait > 0:
+                                for _ in conn.notifies(timeout=wait, stop_after=1):
+                                    pass
+                    finally:
+                        if not conn.closed:
+                            conn.execute("UNLISTEN *")
+            except Exception:
+                self.restarts += 1
+                log.exception("dispatcher failed; restarting in %.1fs", backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def start(self) -> Dispatcher:
+        self._thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,55 @@
+"""Wiring of the pipeline in one process: the broker, the actors, workers and dispatcher.
+
+``kairos worker`` runs workers on Redis; ``kairos scheduler`` runs the dispatcher;
+``kairos up`` runs both in-process on an in-memory broker, with the very same actors.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from eventsourcing.postgres import PostgresDatastore
+
+from application.publishing import PublishingService
+from workers.actors import QUEUE, Actors, register_actors
+from workers.dispatcher import Dispatcher
+
+
+def make_broker(redis_url: str | None) -> dramatiq.Broker:
+    if redis_url:
+        return RedisBroker(url=redis_url)
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    return broker
+
+
+class Pipeline:
+    def __init__(
+        self,
+        publishing: PublishingService,
+        datastore: PostgresDatastore,
+        redis_url: str | None,
+        *,
+        lease: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.broker = make_broker(redis_url)
+        self.actors: Actors = register_actors(self.broker, lambda: publishing)
+        self.dispatcher = Dispatcher(datastore, self.actors.send, lease=lease)
+        self._worker: dramatiq.Worker | None = None
+
+    def start_workers(self, threads: int = 8) -> None:
+        self._worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads)
+        self._worker.start()
+
+    def start_dispatcher(self) -> None:
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        self.broker.close()
