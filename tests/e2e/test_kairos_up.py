@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -118,6 +119,31 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
         history = http.get(f"/api/posts/{post_id}/history").json()["events"]
         assert [e["type"] for e in history] == ["PostDrafted", "PostScheduled"]
         assert http.get("/readyz").status_code == 200
+        # The in-process dispatcher and workers publish a post when its time comes.
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        thread = http.post(
+            "/api/posts",
+            json={
+                "content": "A thread from kairos up",
+                "thread": ["part two", "part three"],
+                "platforms": ["twitter"],
+                "scheduledAt": soon.isoformat(),
+            },
+        ).json()["post"]
+        deadline = time.monotonic() + 20
+        while (post := http.get(f"/api/posts/{thread['id']}").json()["post"])[
+            "status"
+        ] != "published":
+            assert time.monotonic() < deadline, post
+            time.sleep(0.2)
+        assert post["results"][0]["url"].startswith("https://x.com/i/web/status/")
+        posted = httpx.get(f"http://127.0.0.1:{sandbox_port}/x/_sandbox/tweets").json()
+        assert [t["text"] for t in posted["data"]][-3:] == [
+            "A thread from kairos up",
+            "part two",
+            "part three",
+        ]
+        assert posted["duplicates"] == 0
     finally:
         assert up.stop() == 0, up.output
 
@@ -132,7 +158,8 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             headers={"Authorization": f"Bearer {token.group(1)}"},
             timeout=15,
         )
-        assert [p["id"] for p in http.get("/api/posts").json()["posts"]] == [post_id]
+        after_restart = {p["id"]: p["status"] for p in http.get("/api/posts").json()["posts"]}
+        assert after_restart == {post_id: "scheduled", thread["id"]: "published"}
         integrations = http.get("/api/integrations").json()["integrations"]
         assert len(integrations) == 1
         assert integrations[0]["status"] == "connected"
