@@ -237,3 +237,46 @@ def test_a_post_whose_time_passed_long_ago_is_missed_not_published_late(
     assert post.results[0].error_category == "missed"
     assert "late" in (post.results[0].error_message or "")
     assert tweets(sandbox_url, username) == []
+
+
+@pytest.fixture
+def one_tweet_per_window(sandbox_url: str) -> Any:
+    before = httpx.get(f"{sandbox_url}/x/_sandbox/config").json()["tweets_per_15min"]
+    httpx.post(f"{sandbox_url}/x/_sandbox/config", json={"tweets_per_15min": 1}).raise_for_status()
+    yield
+    httpx.post(
+        f"{sandbox_url}/x/_sandbox/config", json={"tweets_per_15min": before}
+    ).raise_for_status()
+
+
+def test_a_rate_limited_delivery_retries_after_the_platforms_reset(
+    pipeline: Any, account: Account, sandbox_url: str, one_tweet_per_window: Any
+) -> None:
+    username = unique("limited")
+    x = account.connect_x(username)
+    created = account.http.post(
+        "/api/posts",
+        json={
+            "content": "first",
+            "thread": ["second"],
+            "accountIds": [x["id"]],
+            "scheduledAt": soon(),
+        },
+    ).json()["post"]
+    deadline = time.monotonic() + 15
+    while True:
+        events = account.http.get(f"/api/posts/{created['id']}/history").json()["events"]
+        retries = [e for e in events if e["type"] == "AccountRetryScheduled"]
+        if retries:
+            break
+        assert time.monotonic() < deadline, [e["type"] for e in events]
+        time.sleep(0.1)
+    failure = next(e for e in events if e["type"] == "AccountPublishFailed")
+    assert failure["data"]["category"] == "rate_limited"
+    assert failure["data"]["retryable"] is True
+    retry_at = datetime.fromisoformat(retries[0]["data"]["retry_at"])
+    assert retry_at > datetime.now(UTC) + timedelta(minutes=5)  # X's 15-minute window reset
+    post = account.http.get(f"/api/posts/{created['id']}").json()["post"]
+    assert post["status"] == "publishing"
+    assert post["results"][0]["status"] == "pending"
+    assert [t["text"] for t in tweets(sandbox_url, username)] == ["first"]  # resumes after it
