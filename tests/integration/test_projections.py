@@ -143,3 +143,23 @@ def test_readyz_reports_the_lag_of_each_projection(api_url: str) -> None:
     checks = ready.json()["checks"]
     assert checks["database"] == "ok"
     assert set(checks) >= {"projection:posts", "projection:integrations"}
+
+
+def test_readyz_reports_a_stalled_dispatcher(api_url: str, kairos: Any) -> None:
+    import httpx
+
+    stale = uuid.uuid4()
+    with psycopg.connect(kairos.settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO due_work (kind, subject_id, key, due_at) "
+            "VALUES ('publish', %s, '', now() - interval '5 minutes')",
+            (stale,),
+        )
+        try:
+            ready = httpx.get(f"{api_url}/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["dispatcher"]["overdue"] >= 1
+            assert ready.json()["checks"]["dispatcher"]["oldestSeconds"] >= 299
+        finally:
+            conn.execute("DELETE FROM due_work WHERE subject_id = %s", (stale,))
+    assert httpx.get(f"{api_url}/readyz").status_code == 200
