@@ -14,6 +14,7 @@ Delivery is a small protocol inside the ``Post`` aggregate (see DESIGN.md, "Publ
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,11 +35,11 @@ from application.platforms import (
     TimelinePost,
     TransientPlatformError,
 )
+from domain.errors import DomainError
 from domain.integration import Integration
-from domain.post import TERMINAL_DELIVERY, DeliveryStatus, Post, PostStatus
+from domain.post import TERMINAL_DELIVERY, Delivery, Post, PostStatus
 
 PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
-UNCERTAIN = frozenset({DeliveryStatus.PUBLISHING, DeliveryStatus.IN_DOUBT})
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class PublishingPolicy:
     """Wait before checking whether an in-doubt post landed (platforms list with a delay)."""
     missed_after: timedelta = timedelta(hours=1)
     """A post not started this long after its time is recorded as missed, not sent late."""
+    call_budget: timedelta = timedelta(seconds=15)
+    """Lease that must remain before an irreversible platform call may start: a worker
+    never posts after another could have taken over its delivery."""
 
 
 class LatePublishing(Protocol):
@@ -122,7 +126,9 @@ class PublishingService:
             )
             self._save(post)
             return
-        uncertain = delivery.status in UNCERTAIN
+        # Any earlier attempt may have landed (a lost answer, a crash, even a "failure" that
+        # timed out), so a delivery tried before is always settled against the platform first.
+        uncertain = delivery.attempts > 0
         settle_since = delivery.last_attempt_at
         post.attempt(
             account_id,
@@ -153,6 +159,8 @@ class PublishingService:
                 if uncertain:
                     found = self._find(adapter, token, integration, parts[index], settle_since)
                 if found is None:
+                    if not self._lease_allows_a_call(delivery):
+                        return  # too close to the lease's end: the next claim settles it
                     previous = delivery.segments[-1] if delivery.segments else None
                     try:
                         created = adapter.create_post(
@@ -170,7 +178,8 @@ class PublishingService:
                     remote_id = found.remote_id
                 uncertain = False
                 post.record_segment(account_id, index=index, remote_id=remote_id)
-                self._save(post)
+                if not self._save(post):
+                    return  # the claim was lost: whoever holds it now settles the rest
                 delivery = post.deliveries[account_id]
             first = delivery.segments[0]
             post.record_published(account_id, remote_id=first, url=adapter.post_url(first))
@@ -210,9 +219,15 @@ class PublishingService:
             )
         self._save(post)
 
+    def _lease_allows_a_call(self, delivery: Delivery) -> bool:
+        lease_until = delivery.next_attempt_at
+        budget = min(self.policy.call_budget, self.policy.lease / 3)
+        return lease_until is None or self._clock() + budget < lease_until
+
     def _record_expired(self, post: Post, integration: Integration, reason: str) -> None:
         account = self._app.get_integration(integration.id) or integration
-        account.record_token_expired(reason)
+        with contextlib.suppress(DomainError):  # already disconnected: nothing to mark
+            account.record_token_expired(reason)
         post.record_failed(
             str(integration.id),
             category="auth_expired",
@@ -220,7 +235,8 @@ class PublishingService:
             message=f"{_label(integration)} needs reconnecting ({reason}); reconnect it, "
             "then republish",
         )
-        self._app.save_all(post, account)
+        with contextlib.suppress(IntegrityError):  # the claim was lost meanwhile
+            self._app.save_all(post, account)
 
     def _find(
         self,

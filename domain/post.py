@@ -177,6 +177,8 @@ class Post(Aggregate):
             delivery.status = DeliveryStatus.PUBLISHING
             delivery.attempts = self.attempt
             delivery.last_attempt_at = self.timestamp
+            # Nobody else may touch the delivery until this claim's lease ends.
+            delivery.next_attempt_at = self.lease_until
 
     class AccountPublished(Aggregate.Event):
         class_version = 1
@@ -187,6 +189,7 @@ class Post(Aggregate):
         def apply(self, aggregate: Any) -> None:
             delivery: Delivery = aggregate.deliveries[self.account_id]
             delivery.status = DeliveryStatus.PUBLISHED
+            delivery.next_attempt_at = None
             delivery.remote_id = self.remote_id
             delivery.url = self.url
             delivery.published_at = self.timestamp
@@ -202,6 +205,7 @@ class Post(Aggregate):
         def apply(self, aggregate: Any) -> None:
             delivery: Delivery = aggregate.deliveries[self.account_id]
             delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
             delivery.error_category = self.category
             delivery.error_message = self.message
             delivery.retryable = self.retryable

@@ -435,6 +435,7 @@ def test_publishing_to_every_account_publishes_the_post() -> None:
         remote_id="remote-acct-tiktok",
         url="https://example.com/acct-tiktok",
         published_at=then[0].timestamp,
+        last_attempt_at=post.deliveries[TIKTOK].last_attempt_at,
     )
 
 

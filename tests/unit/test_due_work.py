@@ -1,0 +1,349 @@
+"""``due_changes``: the due-work rows a save's events add, move or remove.
+
+Events come from real ``Post`` commands; each scenario names the rows the events of one save
+imply, in the order the recorder receives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.domain import CanMutateAggregate
+
+from application.due import DueChange, WorkKind, due_changes
+from domain.integration import Integration
+from domain.post import Post
+
+Event = CanMutateAggregate[UUID]
+Command = Callable[[Post], object]
+
+ORG = UUID("00000000-0000-4000-8000-000000000001")
+AUTHOR = UUID("00000000-0000-4000-8000-000000000002")
+POST_A = UUID("0a000000-0000-4000-8000-000000000000")
+POST_B = UUID("0b000000-0000-4000-8000-000000000000")
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+IN_AN_HOUR = NOW + timedelta(hours=1)
+IN_TWO_HOURS = NOW + timedelta(hours=2)
+LEASE = NOW + timedelta(minutes=2)
+RECONCILE_AT = NOW + timedelta(seconds=35)
+RETRY_AT = NOW + timedelta(minutes=15)
+X = "acct-x"
+TIKTOK = "acct-tiktok"
+ACCOUNTS = {X: "twitter", TIKTOK: "tiktok"}
+
+PUBLISH = WorkKind.PUBLISH
+DELIVER = WorkKind.DELIVER
+
+
+# --- given / when ------------------------------------------------------------------------
+
+
+def draft(post_id: UUID = POST_A, accounts: dict[str, str] | None = None) -> Post:
+    return Post.draft(
+        organization_id=ORG,
+        author_id=AUTHOR,
+        content="one",
+        thread=["two"],
+        media_urls=[],
+        accounts=dict(accounts or ACCOUNTS),
+        post_id=post_id,
+    )
+
+
+def replay(events: Sequence[Event]) -> Post:
+    post: Post | None = None
+    for event in events:
+        post = event.mutate(post)
+    assert isinstance(post, Post)
+    return post
+
+
+def saved(*steps: Command, post_id: UUID = POST_A, **draft_args: Any) -> list[Event]:
+    """The events of one save: drafted, then ``steps``."""
+    post = draft(post_id, **draft_args)
+    for step in steps:
+        step(post)
+    return list(post.collect_events())
+
+
+def then_saved(history: Sequence[Event], *steps: Command) -> list[Event]:
+    """The events of a later save that runs ``steps`` on the post ``history`` rebuilds."""
+    post = replay(history)
+    for step in steps:
+        step(post)
+    return list(post.collect_events())
+
+
+def publish_row(due_at: datetime | None, post_id: UUID = POST_A) -> DueChange:
+    return DueChange(PUBLISH, post_id, "", due_at)
+
+
+def deliver_row(account_id: str, due_at: datetime | None, post_id: UUID = POST_A) -> DueChange:
+    return DueChange(DELIVER, post_id, account_id, due_at)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def schedule(at: datetime = IN_AN_HOUR) -> Command:
+    return lambda post: post.schedule(at, now=NOW)
+
+
+def start(post: Post) -> None:
+    post.schedule(IN_AN_HOUR, now=NOW)
+    post.start_publishing()
+
+
+def attempt(account_id: str) -> Command:
+    return lambda post: post.attempt(account_id, attempt_key="k", lease_until=LEASE)
+
+
+def published(account_id: str) -> Command:
+    return lambda post: post.record_published(account_id, remote_id="r", url="https://e.x/r")
+
+
+def failed(account_id: str, retry_at: datetime | None = None) -> Command:
+    return lambda post: post.record_failed(
+        account_id, category="rate_limited", retryable=True, message="slow down", retry_at=retry_at
+    )
+
+
+def in_doubt(account_id: str) -> Command:
+    return lambda post: post.record_in_doubt(account_id, reason="?", reconcile_at=RECONCILE_AT)
+
+
+def segment(account_id: str, index: int) -> Command:
+    return lambda post: post.record_segment(account_id, index=index, remote_id=f"r{index}")
+
+
+def edit(post: Post) -> None:
+    post.edit(content="changed", thread=[], media_urls=[], accounts=dict(ACCOUNTS))
+
+
+# --- one event type at a time ----------------------------------------------------------
+
+
+def test_no_events_change_no_rows() -> None:
+    assert due_changes([]) == []
+
+
+def test_drafting_and_editing_create_no_work() -> None:
+    history = saved()
+    assert due_changes(history) == []
+    assert due_changes(then_saved(history, edit)) == []
+
+
+def test_scheduling_adds_the_publish_row_at_the_scheduled_time() -> None:
+    history = saved()
+    assert due_changes(then_saved(history, schedule(IN_AN_HOUR))) == [publish_row(IN_AN_HOUR)]
+
+
+def test_rescheduling_moves_the_publish_row() -> None:
+    history = saved(schedule(IN_AN_HOUR))
+    events = then_saved(history, schedule(IN_TWO_HOURS))
+    assert [type(e).__name__ for e in events] == ["PostRescheduled"]
+    assert due_changes(events) == [publish_row(IN_TWO_HOURS)]
+
+
+@pytest.mark.parametrize(
+    ("command", "event_name"),
+    [
+        (lambda post: post.unschedule(), "PostUnscheduled"),
+        (lambda post: post.delete(), "PostDeleted"),
+    ],
+    ids=["unscheduled", "deleted"],
+)
+def test_unscheduling_or_deleting_removes_the_publish_row(
+    command: Command, event_name: str
+) -> None:
+    events = then_saved(saved(schedule()), command)
+    assert [type(e).__name__ for e in events] == [event_name]
+    assert due_changes(events) == [publish_row(None)]
+
+
+def test_a_missed_post_removes_the_publish_row_and_creates_no_delivery_work() -> None:
+    events = then_saved(saved(schedule()), lambda post: post.miss("too late"))
+    assert [type(e).__name__ for e in events] == ["PostMissed", "PostFailed"]
+    assert due_changes(events) == [publish_row(None)]
+
+
+def test_starting_removes_the_publish_row_and_adds_a_deliver_row_per_account_due_now() -> None:
+    events = then_saved(saved(schedule()), lambda post: post.start_publishing())
+    started_at = events[0].timestamp
+
+    assert due_changes(events) == [
+        deliver_row(TIKTOK, started_at),
+        deliver_row(X, started_at),
+        publish_row(None),
+    ]
+
+
+def test_a_claimed_attempt_comes_due_again_when_its_lease_ends() -> None:
+    events = then_saved(saved(start), attempt(X))
+    assert due_changes(events) == [deliver_row(X, LEASE)]
+
+
+def test_a_checkpoint_changes_no_rows() -> None:
+    events = then_saved(saved(start, attempt(X)), segment(X, 0))
+    assert [type(e).__name__ for e in events] == ["ThreadSegmentPosted"]
+    assert due_changes(events) == []
+
+
+def test_an_in_doubt_attempt_comes_due_at_its_reconcile_time() -> None:
+    events = then_saved(saved(start, attempt(X)), in_doubt(X))
+    assert due_changes(events) == [deliver_row(X, RECONCILE_AT)]
+
+
+def test_a_scheduled_retry_comes_due_at_its_retry_time() -> None:
+    failure, retry = then_saved(saved(start, attempt(X)), failed(X, RETRY_AT))
+    assert type(retry).__name__ == "AccountRetryScheduled"
+    assert due_changes([retry]) == [deliver_row(X, RETRY_AT)]
+    assert due_changes([failure]) == [deliver_row(X, None)]
+
+
+@pytest.mark.parametrize("outcome", [published, failed], ids=["published", "failed"])
+def test_an_outcome_removes_the_deliver_row(outcome: Callable[[str], Command]) -> None:
+    events = then_saved(saved(start, attempt(X)), outcome(X))
+    assert due_changes(events) == [deliver_row(X, None)]
+
+
+@pytest.mark.parametrize(
+    ("steps", "conclusion"),
+    [
+        ((published(X), published(TIKTOK)), "PostPublished"),
+        ((failed(X), failed(TIKTOK)), "PostFailed"),
+        ((published(X), failed(TIKTOK)), "PostPartiallyPublished"),
+    ],
+    ids=["published", "failed", "partial"],
+)
+def test_the_post_outcome_itself_changes_no_rows(
+    steps: tuple[Command, ...], conclusion: str
+) -> None:
+    events = then_saved(saved(start, attempt(X), attempt(TIKTOK), *steps[:1]), *steps[1:])
+    assert type(events[-1]).__name__ == conclusion
+    assert due_changes(events[-1:]) == []
+
+
+def test_republishing_adds_a_deliver_row_due_now_for_each_failed_account_only() -> None:
+    history = saved(start, attempt(X), attempt(TIKTOK), published(X), failed(TIKTOK))
+    events = then_saved(history, lambda post: post.republish())
+    assert [type(e).__name__ for e in events] == ["RepublishRequested"]
+    assert due_changes(events) == [deliver_row(TIKTOK, events[0].timestamp)]
+
+
+def test_integration_events_create_no_work() -> None:
+    integration = Integration.connect(
+        organization_id=ORG,
+        provider="twitter",
+        external_account_id="123",
+        account_name="kairos",
+        display_name="Kairos",
+        avatar_url=None,
+        credential_id=UUID("00000000-0000-4000-8000-0000000000c1"),
+        token_expires_at=None,
+        scopes=[],
+        capabilities=[],
+    )
+    integration.record_token_expired("revoked")
+    integration.disconnect()
+    events = list(integration.collect_events())
+    assert len(events) == 3
+    assert due_changes(events) == []
+
+
+# --- the last word on a row wins -----------------------------------------------------------
+
+
+def test_a_failure_with_a_retry_in_one_save_leaves_the_retry_row() -> None:
+    events = then_saved(saved(start, attempt(X)), failed(X, RETRY_AT))
+    assert [type(e).__name__ for e in events] == ["AccountPublishFailed", "AccountRetryScheduled"]
+    assert due_changes(events) == [deliver_row(X, RETRY_AT)]
+
+
+def test_an_attempt_then_its_outcome_in_one_batch_deletes_the_row() -> None:
+    history = saved(start)
+    attempted = then_saved(history, attempt(X))
+    outcome = then_saved([*history, *attempted], published(X))
+    assert due_changes([*attempted, *outcome]) == [deliver_row(X, None)]
+
+
+def test_an_outcome_then_a_later_republish_in_one_batch_keeps_the_row() -> None:
+    history = saved(start, attempt(X), accounts={X: "twitter"})
+    events = then_saved(history, failed(X), lambda post: post.republish())
+    assert [type(e).__name__ for e in events] == [
+        "AccountPublishFailed",
+        "PostFailed",
+        "RepublishRequested",
+    ]
+    assert due_changes(events) == [deliver_row(X, events[-1].timestamp)]
+
+
+def test_scheduling_then_rescheduling_in_one_save_keeps_the_later_time() -> None:
+    events = saved(schedule(IN_AN_HOUR), schedule(IN_TWO_HOURS))
+    assert due_changes(events) == [publish_row(IN_TWO_HOURS)]
+
+
+def test_scheduling_then_deleting_in_one_save_deletes_the_row() -> None:
+    events = saved(schedule(), lambda post: post.delete())
+    assert due_changes(events) == [publish_row(None)]
+
+
+def test_starting_and_claiming_in_one_save_keeps_each_rows_last_word() -> None:
+    events = saved(start, attempt(X), in_doubt(X))
+    started_at = next(e for e in events if isinstance(e, Post.PublishingStarted)).timestamp
+
+    assert due_changes(events) == [
+        deliver_row(TIKTOK, started_at),
+        deliver_row(X, RECONCILE_AT),
+        publish_row(None),
+    ]
+
+
+# --- a fixed order -----------------------------------------------------------------------------
+
+
+def test_rows_are_sorted_by_kind_then_subject_then_key() -> None:
+    accounts = {"acct-z": "twitter", "acct-a": "twitter", "acct-m": "tiktok"}
+    b_events = saved(start, post_id=POST_B, accounts=accounts)
+    a_events = saved(start, post_id=POST_A, accounts=accounts)
+    b_at = b_events[-1].timestamp
+    a_at = a_events[-1].timestamp
+
+    expected = [
+        deliver_row("acct-a", a_at, POST_A),
+        deliver_row("acct-m", a_at, POST_A),
+        deliver_row("acct-z", a_at, POST_A),
+        deliver_row("acct-a", b_at, POST_B),
+        deliver_row("acct-m", b_at, POST_B),
+        deliver_row("acct-z", b_at, POST_B),
+        publish_row(None, POST_A),
+        publish_row(None, POST_B),
+    ]
+    assert due_changes([*b_events, *a_events]) == expected
+    assert due_changes([*a_events, *b_events]) == expected
+
+
+def test_the_subject_is_ordered_by_its_text_form() -> None:
+    low = UUID("10000000-0000-4000-8000-000000000000")
+    high = UUID("f0000000-0000-4000-8000-000000000000")
+    rows = due_changes([*saved(schedule(), post_id=high), *saved(schedule(), post_id=low)])
+    assert [row.subject_id for row in rows] == [low, high]
+
+
+def test_the_order_does_not_depend_on_the_order_of_independent_events() -> None:
+    history = saved(start)
+    x_claim = then_saved(history, attempt(X))
+    tiktok_claim = then_saved([*history, *x_claim], attempt(TIKTOK))
+
+    forwards = due_changes([*x_claim, *tiktok_claim])
+    backwards = due_changes([*tiktok_claim, *x_claim])
+    assert forwards == backwards == [deliver_row(TIKTOK, LEASE), deliver_row(X, LEASE)]
+
+
+def test_any_iterable_of_events_will_do() -> None:
+    events = saved(schedule())
+    assert due_changes(iter(events)) == due_changes(events) == [publish_row(IN_AN_HOUR)]
