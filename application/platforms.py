@@ -131,7 +131,9 @@ class PlatformAdapter(Protocol):
         *,
         user_id: str,
         since: datetime | None = None,
+        until: datetime | None = None,
         max_results: int = 10,
     ) -> list[TimelinePost]:
-        """The account's own recent posts, newest first: how an in-doubt publish is settled."""
+        """The account's own posts between ``since`` and ``until``, newest first, across as
+        many pages as ``max_results`` needs: how an in-doubt publish is settled."""
         ...

@@ -19,9 +19,11 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from application.app import KairosApplication
@@ -37,9 +39,25 @@ from application.platforms import (
 )
 from domain.errors import DomainError
 from domain.integration import Integration
-from domain.post import TERMINAL_DELIVERY, Delivery, Post, PostStatus
+from domain.post import TERMINAL_DELIVERY, Delivery, DeliveryStatus, Post, PostStatus
 
 PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
+SAVE_RETRIES = 10
+SETTLE_SEARCH_LIMIT = 1000
+"""Posts read back, across pages, when settling an attempt whose outcome is unknown."""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    post: Post
+    integration: Integration
+    attempt: int
+    settle_since: datetime | None
+
+
+def _holds(delivery: Delivery, attempt: int) -> bool:
+    """Whether the claim recorded as ``attempt`` is still the live one on this delivery."""
+    return delivery.attempts == attempt and delivery.status is DeliveryStatus.PUBLISHING
 
 
 @dataclass(frozen=True)
@@ -107,48 +125,56 @@ class PublishingService:
     # ---- steps 1-4: one account ----------------------------------------------------------
 
     def deliver(self, post_id: UUID, account_id: str) -> None:
-        post = self._app.get_post(post_id)
-        if post is None or post.deleted:
-            return
-        delivery = post.deliveries.get(account_id)
-        if delivery is None or delivery.status in TERMINAL_DELIVERY:
-            return
-        now = self._clock()
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-            return  # early: the index row says when
-        integration = self._app.get_integration(UUID(account_id))
-        if integration is None or not integration.can_publish:
-            post.record_failed(
+        claim = self._claim(post_id, account_id)
+        if claim is not None:
+            self._publish(claim.post, claim.integration, claim.attempt, claim.settle_since)
+
+    def _claim(self, post_id: UUID, account_id: str) -> _Claim | None:
+        """Record ``AccountPublishAttempted``; None if there is nothing to do or it is taken.
+
+        A save conflict may come from another account's delivery of the same post (they
+        share the aggregate), so the command is retried on a fresh copy until it is clear
+        whether this worker holds the claim.
+        """
+        for _ in range(SAVE_RETRIES):
+            post = self._app.get_post(post_id)
+            if post is None or post.deleted:
+                return None
+            delivery = post.deliveries.get(account_id)
+            if delivery is None or delivery.status in TERMINAL_DELIVERY:
+                return None
+            now = self._clock()
+            if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+                return None  # early, or another worker's claim is live: the index says when
+            integration = self._app.get_integration(UUID(account_id))
+            if integration is None or not integration.can_publish:
+                post.record_failed(
+                    account_id,
+                    category="account_unusable",
+                    retryable=False,
+                    message=_unusable(integration),
+                )
+                if self._save(post):
+                    return None
+                continue
+            # Any earlier attempt may have landed (a lost answer, a crash, even a "failure"
+            # that timed out), so a delivery tried before is settled against the platform.
+            settle_since = delivery.last_attempt_at if delivery.attempts else None
+            attempt = post.attempt(
                 account_id,
-                category="account_unusable",
-                retryable=False,
-                message=_unusable(integration),
+                attempt_key=f"{post_id}/{account_id}/{delivery.attempts + 1}",
+                lease_until=now + self.policy.lease,
             )
-            self._save(post)
-            return
-        # Any earlier attempt may have landed (a lost answer, a crash, even a "failure" that
-        # timed out), so a delivery tried before is always settled against the platform first.
-        uncertain = delivery.attempts > 0
-        settle_since = delivery.last_attempt_at
-        post.attempt(
-            account_id,
-            attempt_key=f"{post_id}/{account_id}/{delivery.attempts + 1}",
-            lease_until=now + self.policy.lease,
-        )
-        if not self._save(post):
-            return  # another worker claimed it
-        self._publish(post, integration, uncertain=uncertain, settle_since=settle_since)
+            if self._save(post):
+                return _Claim(post, integration, attempt, settle_since)
+        return None
 
     def _publish(
-        self,
-        post: Post,
-        integration: Integration,
-        *,
-        uncertain: bool,
-        settle_since: datetime | None,
+        self, post: Post, integration: Integration, attempt: int, settle_since: datetime | None
     ) -> None:
         account_id = str(integration.id)
         adapter = self._adapters[integration.provider]
+        uncertain = settle_since is not None
         try:
             token = self._tokens.for_publishing(integration)
             parts = post.parts
@@ -177,66 +203,115 @@ class PublishingService:
                 else:
                     remote_id = found.remote_id
                 uncertain = False
-                post.record_segment(account_id, index=index, remote_id=remote_id)
-                if not self._save(post):
+                checkpoint = partial(
+                    Post.record_segment, account_id=account_id, index=index, remote_id=remote_id
+                )
+                saved = self._while_claimed(post.id, account_id, attempt, checkpoint)
+                if saved is None:
                     return  # the claim was lost: whoever holds it now settles the rest
-                delivery = post.deliveries[account_id]
+                post, delivery = saved, saved.deliveries[account_id]
             first = delivery.segments[0]
-            post.record_published(account_id, remote_id=first, url=adapter.post_url(first))
-            self._save(post)
+            self._while_claimed(
+                post.id,
+                account_id,
+                attempt,
+                lambda p: p.record_published(
+                    account_id, remote_id=first, url=adapter.post_url(first)
+                ),
+            )
         except AuthorizationExpired as exc:
-            self._record_expired(post, integration, exc.message)
+            self._record_expired(post.id, integration, attempt, exc.message)
         except PlatformError as exc:
-            self._record_failure(post, account_id, exc)
+            self._record_failure(post.id, account_id, attempt, exc)
+
+    def _while_claimed(
+        self,
+        post_id: UUID,
+        account_id: str,
+        attempt: int,
+        record: Callable[[Post], object],
+        *others: Callable[[], Aggregate | None],
+    ) -> Post | None:
+        """Apply ``record`` to a fresh copy of the post and save it, retrying conflicts with
+        other accounts' deliveries, for as long as this worker's claim stands."""
+        for _ in range(SAVE_RETRIES):
+            post = self._app.get_post(post_id)
+            delivery = post.deliveries.get(account_id) if post else None
+            if post is None or delivery is None or not _holds(delivery, attempt):
+                return None
+            record(post)
+            extra = [aggregate for load in others if (aggregate := load()) is not None]
+            if self._save(post, *extra):
+                return post
+        return None
 
     # ---- outcomes ------------------------------------------------------------------------
 
-    def _record_failure(self, post: Post, account_id: str, exc: PlatformError) -> None:
+    def _record_failure(
+        self, post_id: UUID, account_id: str, attempt: int, exc: PlatformError
+    ) -> None:
         now = self._clock()
-        attempts = post.deliveries[account_id].attempts
-        exhausted = attempts >= self.policy.max_attempts
-        if isinstance(exc, TransientPlatformError) and not exhausted:
-            post.record_in_doubt(
-                account_id,
-                reason=f"no clear answer from the platform: {exc.message}",
-                reconcile_at=now + self.policy.settle_after + self._backoff(attempts),
-            )
-        elif exc.retryable and not exhausted:
-            retry_at = now + self._backoff(attempts)
-            if isinstance(exc, RateLimited) and exc.reset_at is not None:
-                retry_at = max(retry_at, exc.reset_at)
-            post.record_failed(
-                account_id,
-                category=_category(exc),
-                retryable=True,
-                message=f"{exc.message} (attempt {attempts}; retrying at {retry_at:%H:%M:%S} UTC)",
-                retry_at=retry_at,
-            )
-        else:
-            suffix = f" (gave up after {attempts} attempts)" if exc.retryable else ""
-            post.record_failed(
-                account_id, category=_category(exc), retryable=False, message=exc.message + suffix
-            )
-        self._save(post)
+        exhausted = attempt >= self.policy.max_attempts
+        backoff = self._backoff(attempt)
+
+        def record(post: Post) -> None:
+            if isinstance(exc, TransientPlatformError) and not exhausted:
+                post.record_in_doubt(
+                    account_id,
+                    reason=f"no clear answer from the platform: {exc.message}",
+                    reconcile_at=now + self.policy.settle_after + backoff,
+                )
+            elif exc.retryable and not exhausted:
+                retry_at = now + backoff
+                if isinstance(exc, RateLimited) and exc.reset_at is not None:
+                    retry_at = max(retry_at, exc.reset_at)
+                post.record_failed(
+                    account_id,
+                    category=_category(exc),
+                    retryable=True,
+                    message=f"{exc.message} (attempt {attempt}; "
+                    f"retrying at {retry_at:%H:%M:%S} UTC)",
+                    retry_at=retry_at,
+                )
+            else:
+                suffix = f" (gave up after {attempt} attempts)" if exc.retryable else ""
+                post.record_failed(
+                    account_id,
+                    category=_category(exc),
+                    retryable=False,
+                    message=exc.message + suffix,
+                )
+
+        self._while_claimed(post_id, account_id, attempt, record)
+
+    def _record_expired(
+        self, post_id: UUID, integration: Integration, attempt: int, reason: str
+    ) -> None:
+        def expired_account() -> Integration | None:
+            account = self._app.get_integration(integration.id)
+            if account is not None:
+                with contextlib.suppress(DomainError):  # already disconnected: nothing to mark
+                    account.record_token_expired(reason)
+            return account
+
+        self._while_claimed(
+            post_id,
+            str(integration.id),
+            attempt,
+            lambda post: post.record_failed(
+                str(integration.id),
+                category="auth_expired",
+                retryable=False,
+                message=f"{_label(integration)} needs reconnecting ({reason}); reconnect it, "
+                "then republish",
+            ),
+            expired_account,
+        )
 
     def _lease_allows_a_call(self, delivery: Delivery) -> bool:
         lease_until = delivery.next_attempt_at
         budget = min(self.policy.call_budget, self.policy.lease / 3)
         return lease_until is None or self._clock() + budget < lease_until
-
-    def _record_expired(self, post: Post, integration: Integration, reason: str) -> None:
-        account = self._app.get_integration(integration.id) or integration
-        with contextlib.suppress(DomainError):  # already disconnected: nothing to mark
-            account.record_token_expired(reason)
-        post.record_failed(
-            str(integration.id),
-            category="auth_expired",
-            retryable=False,
-            message=f"{_label(integration)} needs reconnecting ({reason}); reconnect it, "
-            "then republish",
-        )
-        with contextlib.suppress(IntegrityError):  # the claim was lost meanwhile
-            self._app.save_all(post, account)
 
     def _find(
         self,
@@ -246,14 +321,22 @@ class PublishingService:
         text: str,
         since: datetime | None,
     ) -> TimelinePost | None:
-        """The account's own post with exactly this text, posted since ``since``, if any."""
-        window_start = (since or self._clock() - timedelta(days=1)) - timedelta(minutes=1)
+        """The account's own post with exactly this text, made during the attempt that began
+        at ``since`` (its lease bounds the window), or in the last day when ``since`` is None."""
+        margin = timedelta(minutes=1)
+        if since is None:
+            window_start, window_end = self._clock() - timedelta(days=1), None
+        else:
+            window_start, window_end = since - margin, since + self.policy.lease + margin
+            if window_end > self._clock() - timedelta(seconds=10):
+                window_end = None  # X wants end_time in the past; the window is still open
         wanted = _normalise(text)
         recent = adapter.recent_posts(
             token,
             user_id=integration.external_account_id,
             since=window_start,
-            max_results=100,
+            until=window_end,
+            max_results=SETTLE_SEARCH_LIMIT,
         )
         matches = [p for p in recent if _normalise(p.text) == wanted]
         return matches[-1] if matches else None  # newest first: the earliest match
@@ -264,10 +347,10 @@ class PublishingService:
         jitter = 0.5 + random.random() / 2  # noqa: S311 - jitter, not security
         return capped * jitter
 
-    def _save(self, post: Post) -> bool:
-        """Save; False when another worker got there first (the message is then a no-op)."""
+    def _save(self, *aggregates: Aggregate) -> bool:
+        """Save atomically; False when a concurrent change got there first."""
         try:
-            self._app.save_all(post)
+            self._app.save_all(*aggregates)
         except IntegrityError:
             return False
         return True

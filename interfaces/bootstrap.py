@@ -26,6 +26,7 @@ from interfaces.platforms.x import XAdapter
 from interfaces.postgres.identity_store import PostgresIdentityStore
 from interfaces.postgres.locks import PostgresLocks
 from interfaces.postgres.oauth_states import PostgresOAuthStateStore
+from interfaces.postgres.recorder import schema_lock
 from interfaces.postgres.schema import create_tables
 from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
 from interfaces.security import Argon2PasswordHasher
@@ -139,8 +140,9 @@ def build(
     create_tables(datastore)
     posts_view = PostsView(datastore, app)
     integrations_view = IntegrationsView(datastore, app)
-    for view in (posts_view, integrations_view):
-        view.create_table()
+    with schema_lock(datastore):
+        for view in (posts_view, integrations_view):
+            view.create_table()
     vault = PostgresCredentialVault(
         datastore, parse_keyring(settings.vault_keys.get_secret_value())
     )

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _seconds(value: object) -> object:
+    """Durations read as seconds ("30", "0.5") or ISO 8601 ("PT30S")."""
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 PLACEHOLDERS = frozenset(
     {"", "changethis", "change-me", "changeme", "secret", "placeholder", "xxx"}
@@ -37,25 +47,25 @@ class Settings(BaseSettings):
     db_max_overflow: int = 30
     cookie_secure: bool = True
     read_your_writes_timeout: float = 2.0
-    missed_after: timedelta = Field(
+    missed_after: Duration = Field(
         default=timedelta(hours=1),
         description="a post not started this long after its time is recorded as missed",
     )
     worker_threads: int = 8
-    delivery_lease: timedelta = Field(
+    delivery_lease: Duration = Field(
         default=timedelta(minutes=2),
         description="how long an attempt may run before it is presumed dead and settled",
     )
-    dispatch_lease: timedelta = Field(
+    dispatch_lease: Duration = Field(
         default=timedelta(seconds=30),
         description="how long a dispatched message may go unacted on before it is re-sent",
     )
-    settle_after: timedelta = Field(
+    settle_after: Duration = Field(
         default=timedelta(seconds=5),
         description="wait before checking whether an in-doubt post landed",
     )
-    retry_first_backoff: timedelta = timedelta(seconds=30)
-    retry_max_backoff: timedelta = timedelta(minutes=30)
+    retry_first_backoff: Duration = timedelta(seconds=30)
+    retry_max_backoff: Duration = timedelta(minutes=30)
     max_attempts: int = 5
 
     sandbox_port: int = 8001

@@ -234,37 +234,35 @@ class XAdapter:
         *,
         user_id: str,
         since: datetime | None = None,
+        until: datetime | None = None,
         max_results: int = 10,
     ) -> list[TimelinePost]:
-        """The user's newest posts (newest first), to reconcile a publish in doubt."""
-        params: dict[str, str | int] = {
-            "max_results": min(max(max_results, 5), 100),
-            "tweet.fields": "created_at",
-        }
+        """The user's posts between ``since`` and ``until``, newest first, following
+        ``next_token`` pages up to ``max_results``: how a publish in doubt is settled."""
+        params: dict[str, str | int] = {"tweet.fields": "created_at"}
         if since is not None:
             params["start_time"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        response = self._send(
-            "GET",
-            f"/2/users/{quote(user_id, safe='')}/tweets",
-            params=params,
-            headers=_bearer(access_token),
-            action="list recent posts",
-        )
-        body = self._check(response, "list recent posts")
-        posts = []
-        for item in body.get("data") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                continue
-            created = item.get("created_at")
-            posts.append(
-                TimelinePost(
-                    remote_id=item["id"],
-                    text=str(item.get("text", "")),
-                    created_at=_parse_time(created) if isinstance(created, str) else None,
-                    url=post_url(item["id"]),
-                )
+        if until is not None:
+            params["end_time"] = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        posts: list[TimelinePost] = []
+        while len(posts) < max_results:
+            params["max_results"] = min(max(max_results - len(posts), 5), 100)
+            body = self._check(
+                self._send(
+                    "GET",
+                    f"/2/users/{quote(user_id, safe='')}/tweets",
+                    params=params,
+                    headers=_bearer(access_token),
+                    action="list recent posts",
+                ),
+                "list recent posts",
             )
-        return posts
+            posts.extend(_timeline_posts(body))
+            next_token = (body.get("meta") or {}).get("next_token")
+            if not isinstance(next_token, str):
+                break
+            params["pagination_token"] = next_token
+        return posts[:max_results]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -344,3 +342,20 @@ def _parse_time(raw: str) -> datetime | None:
         return datetime.fromisoformat(raw)
     except ValueError:
         return None
+
+
+def _timeline_posts(body: dict[str, Any]) -> list[TimelinePost]:
+    posts = []
+    for item in body.get("data") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        created = item.get("created_at")
+        posts.append(
+            TimelinePost(
+                remote_id=item["id"],
+                text=str(item.get("text", "")),
+                created_at=_parse_time(created) if isinstance(created, str) else None,
+                url=post_url(item["id"]),
+            )
+        )
+    return posts

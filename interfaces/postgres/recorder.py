@@ -8,18 +8,31 @@ optimistic-concurrency race rolls its index rows back with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from application.due import DueChange
 
 DUE_CHANNEL = "kairos_due"
+SCHEMA_LOCK = 7215004
+
+
+@contextmanager
+def schema_lock(datastore: PostgresDatastore) -> Iterator[None]:
+    """Serialise schema creation across every Kairos process sharing the database."""
+    with datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
 class KairosRecorder(PostgresApplicationRecorder):
@@ -39,7 +52,12 @@ class KairosRecorder(PostgresApplicationRecorder):
                     "dispatches integer NOT NULL DEFAULT 0, "
                     "PRIMARY KEY (kind, subject_id, key))"
                 ).format(table),
-                SQL("CREATE INDEX IF NOT EXISTS due_work_by_time ON {0} (due_at)").format(table),
+                # Only when missing: CREATE INDEX IF NOT EXISTS takes a SHARE lock on the
+                # table even when the index exists, which deadlocks against running saves.
+                SQL(
+                    "DO $$ BEGIN IF to_regclass({0}) IS NULL THEN "
+                    "CREATE INDEX due_work_by_time ON {1} (due_at); END IF; END $$"
+                ).format(Literal(f"{datastore.schema}.due_work_by_time"), table),
             ]
         )
         self._upsert = SQL(
@@ -50,6 +68,11 @@ class KairosRecorder(PostgresApplicationRecorder):
         self._delete = SQL(
             "DELETE FROM {0} WHERE kind = %s AND subject_id = %s AND key = %s"
         ).format(table)
+
+    def create_table(self) -> None:
+        # Processes start concurrently (api, projector, workers); their DDL must not race.
+        with schema_lock(self.datastore):
+            super().create_table()
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from eventsourcing.postgres import PostgresDatastore
 
+from interfaces.postgres.recorder import schema_lock
+
 STATEMENTS = [
     """CREATE TABLE IF NOT EXISTS organizations (
         id uuid PRIMARY KEY,
@@ -82,8 +84,6 @@ STATEMENTS = [
 
 
 def create_tables(datastore: PostgresDatastore) -> None:
-    with datastore.transaction(commit=True) as curs:
-        # Serialise concurrent start-ups (api + projector) creating the same objects.
-        curs.execute("SELECT pg_advisory_xact_lock(7215004)")
+    with schema_lock(datastore), datastore.transaction(commit=True) as curs:
         for statement in STATEMENTS:
             curs.execute(statement)

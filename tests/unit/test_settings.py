@@ -45,3 +45,16 @@ def test_settings_come_from_kairos_environment_variables(monkeypatch: pytest.Mon
     settings = Settings()
     assert settings.port == 9100
     assert settings.x_api_base_url == "http://127.0.0.1:9/x"
+
+
+def test_durations_read_as_seconds_or_iso_8601(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setenv("KAIROS_ENVIRONMENT", "development")
+    monkeypatch.setenv("KAIROS_DISPATCH_LEASE", "30")
+    monkeypatch.setenv("KAIROS_SETTLE_AFTER", "0.5")
+    monkeypatch.setenv("KAIROS_DELIVERY_LEASE", "PT3M")
+    settings = Settings()
+    assert settings.dispatch_lease == timedelta(seconds=30)
+    assert settings.settle_after == timedelta(milliseconds=500)
+    assert settings.delivery_lease == timedelta(minutes=3)
