@@ -39,6 +39,7 @@ format: .venv/.synced
 
 bench: .venv/.synced  ## prints figures; never part of pass/fail
 	$(UV) run python -m bench
+	$(UV) run python -m bench.publishing
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
