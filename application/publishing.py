@@ -55,6 +55,22 @@ class _Claim:
     settle_since: datetime | None
 
 
+def _checkpoint(
+    account_id: str,
+    index: int,
+    remote_id: str,
+    adapter: PlatformAdapter,
+    post: Post,
+    *,
+    last: bool,
+) -> None:
+    """Record one posted part; with the last part, the outcome goes in the same save."""
+    post.record_segment(account_id, index=index, remote_id=remote_id)
+    if last:
+        first = post.deliveries[account_id].segments[0]
+        post.record_published(account_id, remote_id=first, url=adapter.post_url(first))
+
+
 def _holds(delivery: Delivery, attempt: int) -> bool:
     """Whether the claim recorded as ``attempt`` is still the live one on this delivery."""
     return delivery.attempts == attempt and delivery.status is DeliveryStatus.PUBLISHING
@@ -118,9 +134,28 @@ class PublishingService:
                 f"of its scheduled time (it was {_duration(late_by)} late); republish it "
                 "or allow late publishing for the organization"
             )
-        else:
-            post.start_publishing()
-        self._save(post)
+            self._save(post)
+            return
+        post.start_publishing()
+        claim = self._claim_started(post) if len(post.accounts) == 1 else None
+        if claim is None:
+            self._save(post)  # fan out: the dispatcher sends one delivery per account
+        elif self._save(post):
+            self._publish(claim.post, claim.integration, claim.attempt, claim.settle_since)
+
+    def _claim_started(self, post: Post) -> _Claim | None:
+        """A post to one account is claimed in the very save that starts it: no dispatch, no
+        second message, no second transaction before the platform call."""
+        (account_id,) = post.accounts
+        integration = self._app.get_integration(UUID(account_id))
+        if integration is None or not integration.can_publish:
+            return None  # its delivery records why, on the usual path
+        attempt = post.attempt(
+            account_id,
+            attempt_key=f"{post.id}/{account_id}/1",
+            lease_until=self._clock() + self.policy.lease,
+        )
+        return _Claim(post, integration, attempt, None)
 
     # ---- steps 1-4: one account ----------------------------------------------------------
 
@@ -203,22 +238,12 @@ class PublishingService:
                 else:
                     remote_id = found.remote_id
                 uncertain = False
-                checkpoint = partial(
-                    Post.record_segment, account_id=account_id, index=index, remote_id=remote_id
-                )
-                saved = self._while_claimed(post.id, account_id, attempt, checkpoint)
+                last = index == len(parts) - 1
+                record = partial(_checkpoint, account_id, index, remote_id, adapter, last=last)
+                saved = self._while_claimed(post.id, account_id, attempt, record, current=post)
                 if saved is None:
                     return  # the claim was lost: whoever holds it now settles the rest
                 post, delivery = saved, saved.deliveries[account_id]
-            first = delivery.segments[0]
-            self._while_claimed(
-                post.id,
-                account_id,
-                attempt,
-                lambda p: p.record_published(
-                    account_id, remote_id=first, url=adapter.post_url(first)
-                ),
-            )
         except AuthorizationExpired as exc:
             self._record_expired(post.id, integration, attempt, exc.message)
         except PlatformError as exc:
@@ -231,11 +256,14 @@ class PublishingService:
         attempt: int,
         record: Callable[[Post], object],
         *others: Callable[[], Aggregate | None],
+        current: Post | None = None,
     ) -> Post | None:
-        """Apply ``record`` to a fresh copy of the post and save it, retrying conflicts with
-        other accounts' deliveries, for as long as this worker's claim stands."""
+        """Apply ``record`` and save, retrying conflicts with other accounts' deliveries on a
+        fresh copy, for as long as this worker's claim stands. ``current`` (the copy this
+        worker last saved) is tried first; a copy whose save failed is never reused."""
         for _ in range(SAVE_RETRIES):
-            post = self._app.get_post(post_id)
+            post = current or self._app.get_post(post_id)
+            current = None
             delivery = post.deliveries.get(account_id) if post else None
             if post is None or delivery is None or not _holds(delivery, attempt):
                 return None

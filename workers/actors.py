@@ -16,7 +16,10 @@ import dramatiq
 from application.due import WorkKind
 from application.publishing import PublishingService
 
-QUEUE = "publish"
+START_QUEUE = "publish"
+DELIVER_QUEUE = "deliver"
+QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE})
+"""Deliveries have their own queue, so a burst of starts does not hold them back."""
 TIME_LIMIT_MS = 5 * 60 * 1000
 
 
@@ -40,9 +43,11 @@ def register_actors(broker: dramatiq.Broker, publishing: Callable[[], Publishing
     def deliver(post_id: str, account_id: str) -> None:
         publishing().deliver(UUID(post_id), account_id)
 
-    options = {"broker": broker, "queue_name": QUEUE, "max_retries": 0, "time_limit": TIME_LIMIT_MS}
+    options = {"broker": broker, "max_retries": 0, "time_limit": TIME_LIMIT_MS}
     return Actors(
         broker=broker,
-        start_publishing=dramatiq.actor(start_publishing, actor_name="start_publishing", **options),
-        deliver=dramatiq.actor(deliver, actor_name="deliver", **options),
+        start_publishing=dramatiq.actor(
+            start_publishing, actor_name="start_publishing", queue_name=START_QUEUE, **options
+        ),
+        deliver=dramatiq.actor(deliver, actor_name="deliver", queue_name=DELIVER_QUEUE, **options),
     )

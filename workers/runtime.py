@@ -14,7 +14,7 @@ from dramatiq.brokers.stub import StubBroker
 from eventsourcing.postgres import PostgresDatastore
 
 from application.publishing import PublishingService
-from workers.actors import QUEUE, Actors, register_actors
+from workers.actors import QUEUES, Actors, register_actors
 from workers.dispatcher import Dispatcher
 
 
@@ -41,7 +41,7 @@ class Pipeline:
         self._worker: dramatiq.Worker | None = None
 
     def start_workers(self, threads: int = 8) -> None:
-        self._worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads)
+        self._worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)
         self._worker.start()
 
     def start_dispatcher(self) -> None:

@@ -46,7 +46,7 @@ from tests.conftest import TEST_SECRET, Account, unique
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"published", "failed", "partial"}
 LEASE = timedelta(seconds=3)
-QUEUE_KEY = "dramatiq:publish"
+QUEUE_KEYS = ("dramatiq:publish", "dramatiq:deliver")  # starts, and deliveries
 PAGE = 100
 """Posts per timeline page that ``PublishingService._find`` reads when settling an attempt."""
 
@@ -568,10 +568,11 @@ def test_a_redis_flush_mid_run_loses_no_post(
                 time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()))
                 # Count the messages waiting in the queue and flush everything, atomically.
                 transaction = server.pipeline(transaction=True)
-                transaction.llen(QUEUE_KEY)
+                for key in QUEUE_KEYS:
+                    transaction.llen(key)
                 transaction.flushall()
-                queued, _ = transaction.execute()
-                lost.append(queued)
+                *queued, _ = transaction.execute()
+                lost.append(sum(queued))
         posts = wait_until_terminal(account, set(created), 60, on_tick=workers.reap)
         counts = summary(posts)
         report(

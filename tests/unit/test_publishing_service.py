@@ -271,8 +271,12 @@ class World:
     def started(
         self, *account_ids: str, content: str = "hello", thread: tuple[str, ...] = ()
     ) -> UUID:
+        """Publishing started, every delivery waiting for ``deliver`` (the fan-out path;
+        ``start`` itself takes a single-account post straight through, tested below)."""
         post_id = self.schedule(*account_ids, content=content, thread=thread)
-        self.service.start(post_id)
+        post = self.post(post_id)
+        post.start_publishing()
+        self.app.save_all(post)
         assert self.post(post_id).status is PostStatus.PUBLISHING
         return post_id
 
@@ -943,8 +947,9 @@ def test_a_late_post_is_started_when_the_organization_publishes_late(world: Worl
     world.service.start(post_id)
 
     assert world.late.asked == [ORG]
-    assert world.names(post_id, since=2) == ["PublishingStarted"]
-    world.service.deliver(post_id, alice)
+    # One account: started and claimed in one save, published by the same worker.
+    assert world.names(post_id, since=2)[:2] == ["PublishingStarted", "AccountPublishAttempted"]
+    world.service.deliver(post_id, alice)  # a later delivery message changes nothing
     assert world.post(post_id).status is PostStatus.PUBLISHED
 
 
@@ -959,7 +964,7 @@ def test_a_post_within_the_window_starts_without_asking(world: World, late_by: t
     world.service.start(post_id)
 
     assert world.late.asked == []
-    assert world.names(post_id, since=2) == ["PublishingStarted"]
+    assert world.names(post_id, since=2)[:2] == ["PublishingStarted", "AccountPublishAttempted"]
 
 
 def test_a_missed_post_republished_is_delivered(world: World) -> None:
@@ -1027,3 +1032,38 @@ def test_a_lost_answer_on_the_last_attempt_is_never_posted_twice() -> None:
 
     assert world.x.copies_of("hello") == 1
     assert world.post(post_id).status is PostStatus.PUBLISHED
+
+
+# --- start(): a single-account post goes straight through ----------------------------------
+
+
+def test_start_publishes_a_single_account_post_in_the_same_worker(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.schedule(alice, content="solo")
+    world.clock.now = T0 + timedelta(minutes=5)
+
+    world.service.start(post_id)
+
+    post = world.post(post_id)
+    assert post.status is PostStatus.PUBLISHED
+    assert [p.text for p in world.x.landed] == ["solo"]
+    types = [type(e).__name__ for e in world.app.history(post_id)]
+    # Started and claimed in one save, then the part and the outcome in one more.
+    assert types[-5:] == [
+        "PublishingStarted",
+        "AccountPublishAttempted",
+        "ThreadSegmentPosted",
+        "AccountPublished",
+        "PostPublished",
+    ]
+
+
+def test_start_fans_a_multi_account_post_out_to_deliveries(world: World) -> None:
+    alice, bob = world.connect("alice"), world.connect("bob")
+    post_id = world.schedule(alice, bob, content="both")
+    world.clock.now = T0 + timedelta(minutes=5)
+
+    world.service.start(post_id)
+
+    assert world.post(post_id).status is PostStatus.PUBLISHING
+    assert world.x.landed == []
