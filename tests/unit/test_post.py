@@ -7,21 +7,25 @@ state the live aggregate reached, and every refused command is checked to have c
 from __future__ import annotations
 
 import contextlib
-import copy
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.domain import CanMutateAggregate
 
 from domain.errors import DomainError, InvalidField, PostAlreadyDeleted, PostNotEditable
 from domain.post import Delivery, DeliveryStatus, Post, PostStatus
-
-Event = CanMutateAggregate[UUID]
-Command = Callable[[Post], object]
-E = TypeVar("E", bound=DomainError)
+from tests.unit.scenarios import (
+    Command,
+    Event,
+    assert_replay_rebuilds,
+    facts,
+    names,
+    replay,
+    state_of,
+    when,
+    when_refused,
+)
 
 ORG = UUID("00000000-0000-4000-8000-000000000001")
 AUTHOR = UUID("00000000-0000-4000-8000-000000000002")
@@ -32,8 +36,6 @@ LEASE = NOW + timedelta(minutes=5)
 X = "acct-x"
 TIKTOK = "acct-tiktok"
 ACCOUNTS = {X: "twitter", TIKTOK: "tiktok"}
-
-_BOOKKEEPING = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
 # --- given / when / then ---------------------------------------------------------------
@@ -58,61 +60,6 @@ def given(*steps: Command, **draft_overrides: Any) -> list[Event]:
     for step in steps:
         step(post)
     return list(post.collect_events())
-
-
-def replay(events: Sequence[Event]) -> Post:
-    post: Post | None = None
-    for event in events:
-        post = event.mutate(post)
-    assert isinstance(post, Post)
-    return post
-
-
-def state_of(post: Post) -> dict[str, Any]:
-    """Everything the aggregate holds (id, version, timestamps included) plus derived status."""
-    state = {k: v for k, v in vars(post).items() if k != "_pending_events"}
-    return copy.deepcopy({**state, "status": post.status, "version": post.version})
-
-
-def assert_replay_rebuilds(post: Post, history: Sequence[Event]) -> None:
-    rebuilt = replay(history)
-    assert state_of(rebuilt) == state_of(post)
-    for name in ("status", "scheduled_at", "content", "deliveries", "published_at", "version"):
-        assert getattr(rebuilt, name) == getattr(post, name), name
-
-
-def when(history: Sequence[Event], command: Command) -> tuple[list[Event], Post]:
-    """Rebuild the post from ``history``, run ``command``, return the NEW events and the post."""
-    post = replay(history)
-    command(post)
-    new = list(post.collect_events())
-    assert_replay_rebuilds(post, [*history, *new])
-    return new, post
-
-
-def when_refused(history: Sequence[Event], command: Command, error: type[E]) -> E:
-    """Run ``command`` expecting ``error``; a refused command records and changes nothing."""
-    post = replay(history)
-    with pytest.raises(error) as refused:
-        command(post)
-    assert list(post.collect_events()) == []
-    assert state_of(post) == state_of(replay(history))
-    return refused.value
-
-
-def facts(events: Sequence[Event]) -> list[tuple[str, dict[str, Any]]]:
-    """Each event as (type name, its own fields) without the library's bookkeeping."""
-    return [
-        (type(e).__name__, {k: v for k, v in vars(e).items() if k not in _BOOKKEEPING})
-        for e in events
-    ]
-
-
-def names(events: Sequence[Event]) -> list[str]:
-    return [type(e).__name__ for e in events]
-
-
-# --- steps used to build 'given' histories ------------------------------------------------
 
 
 def schedule(at: datetime = IN_AN_HOUR) -> Command:
