@@ -30,6 +30,9 @@ CLAIM = """
 WITH due AS (
     SELECT kind, subject_id, key FROM due_work
     WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until <= now())
+      -- While the broker is backlogged, a row already sent for its current due time is most
+      -- likely still queued: re-sending it would only deepen the queue.
+      AND (dispatches = 0 OR NOT %(backlogged)s)
     ORDER BY due_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -64,9 +67,13 @@ class Dispatcher:
         *,
         lease: timedelta = timedelta(seconds=30),
         batch: int = 500,
+        backlog: Callable[[], int] = lambda: 0,
+        backlog_limit: int = 1000,
     ) -> None:
         self._datastore = datastore
         self._send = send
+        self._backlog = backlog
+        self.backlog_limit = backlog_limit
         self.lease = lease
         self.batch = batch
         self.dispatched = 0
@@ -76,7 +83,9 @@ class Dispatcher:
 
     def claim(self) -> list[DueItem]:
         with self._datastore.transaction(commit=True) as curs:
-            curs.execute(CLAIM, {"limit": self.batch, "lease": self.lease}, prepare=True)
+            backlogged = self._backlog() > self.backlog_limit
+            params = {"limit": self.batch, "lease": self.lease, "backlogged": backlogged}
+            curs.execute(CLAIM, params, prepare=True)
             rows = curs.fetchall()
         return [
             DueItem(WorkKind(row["kind"]), row["subject_id"], row["key"], row["due_at"])

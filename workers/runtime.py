@@ -37,8 +37,17 @@ class Pipeline:
     ) -> None:
         self.broker = make_broker(redis_url)
         self.actors: Actors = register_actors(self.broker, lambda: publishing)
-        self.dispatcher = Dispatcher(datastore, self.actors.send, lease=lease)
+        self.dispatcher = Dispatcher(datastore, self.actors.send, lease=lease, backlog=self.backlog)
         self._worker: dramatiq.Worker | None = None
+
+    def backlog(self) -> int:
+        """Messages waiting in the broker's queues (not yet taken by a worker)."""
+        if isinstance(self.broker, RedisBroker):
+            keys = [f"{self.broker.namespace}:{queue}" for queue in QUEUES]
+            return sum(int(self.broker.client.llen(key)) for key in keys)
+        if isinstance(self.broker, StubBroker):
+            return sum(self.broker.queues[q].qsize() for q in QUEUES if q in self.broker.queues)
+        return 0
 
     def start_workers(self, threads: int = 8) -> None:
         self._worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)

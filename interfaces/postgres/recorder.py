@@ -63,7 +63,7 @@ class KairosRecorder(PostgresApplicationRecorder):
         self._upsert = SQL(
             "INSERT INTO {0} (kind, subject_id, key, due_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (kind, subject_id, key) DO UPDATE "
-            "SET due_at = EXCLUDED.due_at, claimed_until = NULL"
+            "SET due_at = EXCLUDED.due_at, claimed_until = NULL, dispatches = 0"
         ).format(table)
         self._delete = SQL(
             "DELETE FROM {0} WHERE kind = %s AND subject_id = %s AND key = %s"

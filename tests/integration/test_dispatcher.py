@@ -133,3 +133,30 @@ def test_deleting_a_post_removes_its_due_row_in_the_same_transaction(
     _, send = _collector()
     dispatcher = Dispatcher(app.recorder.datastore, send)  # type: ignore[attr-defined]
     assert dispatcher.seconds_until_next() == 30.0  # nothing left to wait for
+
+
+def test_a_backlogged_broker_gets_no_re_sends_but_still_gets_new_work(
+    app: KairosApplication,
+) -> None:
+    _schedule(app, 1, datetime.now(UTC))
+    time.sleep(0.1)
+    sent, send = _collector()
+    queued = {"depth": 0}
+    dispatcher = Dispatcher(
+        app.recorder.datastore,  # type: ignore[attr-defined]
+        send,
+        lease=timedelta(seconds=1),
+        backlog=lambda: queued["depth"],
+        backlog_limit=100,
+    )
+    assert dispatcher.dispatch_due() == 1
+    queued["depth"] = 5000  # the first message is presumably still waiting in the queue
+    time.sleep(1.1)
+    assert dispatcher.dispatch_due() == 0  # its lease ended, but a re-send would only pile up
+    (new_post,) = _schedule(app, 1, datetime.now(UTC))
+    time.sleep(0.1)
+    assert dispatcher.dispatch_due() == 1  # new work is never held back
+    assert sent[-1] == (WorkKind.PUBLISH, new_post, "")
+    queued["depth"] = 0
+    assert dispatcher.dispatch_due() == 1  # drained: the old row is sent again
+    assert len(sent) == 3
