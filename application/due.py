@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from domain.post import Post
+
+DUE_CHANNEL = "kairos_due"
+"""PostgreSQL NOTIFY channel that wakes the dispatcher when new work comes due soon."""
+
+WAKE_HORIZON = timedelta(seconds=30)
+"""The dispatcher never sleeps longer than this, so only work due sooner needs a NOTIFY."""
 
 
 class WorkKind(StrEnum):

@@ -19,12 +19,11 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
-from application.due import WorkKind
+from application.due import DUE_CHANNEL, WAKE_HORIZON, WorkKind
 
 log = logging.getLogger("kairos.dispatcher")
 
-DUE_CHANNEL = "kairos_due"
-MAX_SLEEP = 30.0
+MAX_SLEEP = WAKE_HORIZON.total_seconds()
 
 CLAIM = """
 WITH due AS (

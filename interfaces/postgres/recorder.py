@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -18,9 +19,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
-from application.due import DueChange
+from application.due import DUE_CHANNEL, WAKE_HORIZON, DueChange
 
-DUE_CHANNEL = "kairos_due"
 SCHEMA_LOCK = 7215004
 
 
@@ -89,6 +89,9 @@ class KairosRecorder(PostgresApplicationRecorder):
                     (change.kind, change.subject_id, change.key, change.due_at),
                     prepare=True,
                 )
-        if any(change.due_at is not None for change in changes):
+        # NOTIFY takes a database-wide lock at commit: send it only for work the sleeping
+        # dispatcher would otherwise reach late (anything later, it finds when it next wakes).
+        horizon = datetime.now(UTC) + WAKE_HORIZON
+        if any(change.due_at is not None and change.due_at < horizon for change in changes):
             curs.execute(SQL("NOTIFY {0}").format(Identifier(DUE_CHANNEL)))
         super()._insert_events(curs, stored_events, **kwargs)
