@@ -1,17 +1,33 @@
 """What each platform accepts, checked when a post is written rather than when it fires.
 
 A post that would be refused at publish time is refused at creation with the rule named,
-so the user fixes it while they are still looking at it.
+so the user fixes it while they are still looking at it. Attached files are judged by what
+they are (``domain.media``) when the caller has read them, else by their URLs' extensions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 
 from domain.errors import InvalidField
+from domain.media import INSTAGRAM_NEEDS_MEDIA, TIKTOK_NEEDS_VIDEO, MediaInfo, media_violations
 from domain.text import X_MAX_WEIGHTED_LENGTH, is_image_url, is_video_url, x_weighted_length
+from domain.violations import Violation
+
+__all__ = [
+    "INSTAGRAM_MAX_CAPTION",
+    "INSTAGRAM_MAX_HASHTAGS",
+    "MAX_MEDIA",
+    "MAX_TEXT_CHARS",
+    "MAX_THREAD_PARTS",
+    "MAX_URL_LENGTH",
+    "PROVIDER_LABELS",
+    "X_MAX_MEDIA",
+    "Violation",
+    "check_post_content",
+    "require_valid_content",
+]
 
 MAX_TEXT_CHARS = 10_000
 MAX_THREAD_PARTS = 24
@@ -26,27 +42,41 @@ _HASHTAG = re.compile(r"(?<!\w)#\w+")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Violation:
-    field: str
-    message: str
-
-
 def check_post_content(
-    *, content: str, thread: list[str], media_urls: list[str], providers: Iterable[str]
+    *,
+    content: str,
+    thread: list[str],
+    media_urls: list[str],
+    providers: Iterable[str],
+    media: Sequence[MediaInfo] | None = None,
 ) -> list[Violation]:
-    """Every rule the content breaks for the given platforms, in field order."""
+    """Every rule the content breaks for the given platforms, in field order.
+
+    ``media`` describes the files behind ``media_urls``, one per URL and in the same order;
+    without it the platforms' media rules can only go by the URLs' extensions.
+    """
+    if media is not None and len(media) != len(media_urls):
+        raise ValueError("media must describe media_urls one for one")
     violations = _check_shape(content, thread, media_urls)
     for provider in dict.fromkeys(providers):
-        violations.extend(_PROVIDER_RULES.get(provider, _no_rules)(content, thread, media_urls))
+        violations.extend(_TEXT_RULES.get(provider, _no_text_rules)(content, thread))
+        if media is None:
+            violations.extend(_URL_MEDIA_RULES.get(provider, _no_url_rules)(media_urls))
+        else:
+            violations.extend(media_violations(provider, media))
     return violations
 
 
 def require_valid_content(
-    *, content: str, thread: list[str], media_urls: list[str], providers: Iterable[str]
+    *,
+    content: str,
+    thread: list[str],
+    media_urls: list[str],
+    providers: Iterable[str],
+    media: Sequence[MediaInfo] | None = None,
 ) -> None:
     violations = check_post_content(
-        content=content, thread=thread, media_urls=media_urls, providers=providers
+        content=content, thread=thread, media_urls=media_urls, providers=providers, media=media
     )
     if violations:
         first = violations[0]
@@ -82,11 +112,15 @@ def _check_shape(content: str, thread: list[str], media_urls: list[str]) -> list
     return found
 
 
-def _no_rules(content: str, thread: list[str], media_urls: list[str]) -> list[Violation]:
+def _no_text_rules(content: str, thread: list[str]) -> list[Violation]:
     return []
 
 
-def _x_rules(content: str, thread: list[str], media_urls: list[str]) -> list[Violation]:
+def _no_url_rules(media_urls: list[str]) -> list[Violation]:
+    return []
+
+
+def _x_text(content: str, thread: list[str]) -> list[Violation]:
     found: list[Violation] = []
     length = x_weighted_length(content)
     if length > X_MAX_WEIGHTED_LENGTH:
@@ -107,21 +141,11 @@ def _x_rules(content: str, thread: list[str], media_urls: list[str]) -> list[Vio
                     f"this one counts {part_length}",
                 )
             )
-    if len(media_urls) > X_MAX_MEDIA:
-        found.append(Violation("mediaUrls", f"X allows at most {X_MAX_MEDIA} media per post"))
     return found
 
 
-def _instagram_rules(content: str, thread: list[str], media_urls: list[str]) -> list[Violation]:
+def _instagram_text(content: str, thread: list[str]) -> list[Violation]:
     found: list[Violation] = []
-    if not any(is_image_url(url) or is_video_url(url) for url in media_urls):
-        found.append(
-            Violation(
-                "mediaUrls",
-                "Instagram posts must include at least one image or video; "
-                "caption-only posts are rejected by the platform",
-            )
-        )
     if len(content) > INSTAGRAM_MAX_CAPTION:
         found.append(
             Violation(
@@ -135,17 +159,33 @@ def _instagram_rules(content: str, thread: list[str], media_urls: list[str]) -> 
     return found
 
 
-def _tiktok_rules(content: str, thread: list[str], media_urls: list[str]) -> list[Violation]:
+# Without the files' own description, the URLs' extensions are the best guess there is.
+def _x_media_urls(media_urls: list[str]) -> list[Violation]:
+    if len(media_urls) > X_MAX_MEDIA:
+        return [Violation("mediaUrls", f"X allows at most {X_MAX_MEDIA} media per post")]
+    return []
+
+
+def _instagram_media_urls(media_urls: list[str]) -> list[Violation]:
+    if any(is_image_url(url) or is_video_url(url) for url in media_urls):
+        return []
+    return [Violation("mediaUrls", INSTAGRAM_NEEDS_MEDIA)]
+
+
+def _tiktok_media_urls(media_urls: list[str]) -> list[Violation]:
     if any(is_video_url(url) for url in media_urls):
         return []
-    return [
-        Violation("mediaUrls", "TikTok is video-first: attach a video (MP4 or MOV) to post there")
-    ]
+    return [Violation("mediaUrls", TIKTOK_NEEDS_VIDEO)]
 
 
-_PROVIDER_RULES = {
-    "twitter": _x_rules,
-    "instagram": _instagram_rules,
-    "instagram-facebook": _instagram_rules,
-    "tiktok": _tiktok_rules,
+_TEXT_RULES: dict[str, Callable[[str, list[str]], list[Violation]]] = {
+    "twitter": _x_text,
+    "instagram": _instagram_text,
+    "instagram-facebook": _instagram_text,
+}
+_URL_MEDIA_RULES: dict[str, Callable[[list[str]], list[Violation]]] = {
+    "twitter": _x_media_urls,
+    "instagram": _instagram_media_urls,
+    "instagram-facebook": _instagram_media_urls,
+    "tiktok": _tiktok_media_urls,
 }
