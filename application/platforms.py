@@ -6,6 +6,7 @@ same code drives the real platform or a ``sandbox/`` simulator, chosen by base U
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -34,6 +35,28 @@ class AccountProfile:
 class RemotePost:
     remote_id: str
     url: str
+
+
+@dataclass(frozen=True)
+class UploadedMedia:
+    """A file the platform holds, ready to attach to a post until ``expires_at``."""
+
+    remote_id: str
+    expires_at: datetime | None
+
+
+class MediaPayload(Protocol):
+    """The bytes of one stored media file, read in order; never held whole in memory."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        """The file from its first byte to its last, in pieces of at most ``chunk_size``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -117,8 +140,17 @@ class PlatformAdapter(Protocol):
 
     def fetch_profile(self, access_token: str) -> AccountProfile: ...
 
+    def upload_media(self, access_token: str, media: MediaPayload) -> UploadedMedia:
+        """Upload one file and wait until the platform can attach it to a post."""
+        ...
+
     def create_post(
-        self, access_token: str, *, text: str, in_reply_to: str | None = None
+        self,
+        access_token: str,
+        *,
+        text: str,
+        in_reply_to: str | None = None,
+        media_ids: Sequence[str] = (),
     ) -> RemotePost: ...
 
     def post_url(self, remote_id: str) -> str:

@@ -9,6 +9,8 @@ Tokens never appear in exception messages, and this module does not log.
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,6 +22,7 @@ from application.platforms import (
     AuthorizationExpired,
     ContentRejected,
     DuplicateContent,
+    MediaPayload,
     OAuthExchangeFailed,
     PlatformError,
     QuotaExceeded,
@@ -28,11 +31,14 @@ from application.platforms import (
     TimelinePost,
     TokenSet,
     TransientPlatformError,
+    UploadedMedia,
 )
 
 SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access", "media.write")
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
 _AUTH_PROBLEMS = ("unsupported-authentication", "client-forbidden")
+#: Bytes per ``append`` (X documents 1 MB in its samples; v1.1 allowed up to 5 MB).
+MEDIA_CHUNK_SIZE = 4 * 1024 * 1024
 
 
 class XDuplicateContent(DuplicateContent):
@@ -57,7 +63,11 @@ class XAdapter:
         api_base_url: str,
         http: httpx.Client | None = None,
         timeout: float = 10.0,
+        media_processing_timeout: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``media_processing_timeout`` caps how long :meth:`upload_media` waits (in total
+        ``sleep`` seconds) for X to process a video or GIF before giving up as transient."""
         self._client_id = client_id
         self._client_secret = client_secret
         self._authorize_url = authorize_url
@@ -65,6 +75,8 @@ class XAdapter:
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout)
         self._timeout = timeout
+        self._media_processing_timeout = media_processing_timeout
+        self._sleep = sleep
 
     def close(self) -> None:
         if self._owns_http:
@@ -210,11 +222,20 @@ class XAdapter:
         return post_url(remote_id)
 
     def create_post(
-        self, access_token: str, *, text: str, in_reply_to: str | None = None
+        self,
+        access_token: str,
+        *,
+        text: str,
+        in_reply_to: str | None = None,
+        media_ids: Sequence[str] = (),
     ) -> RemotePost:
-        payload: dict[str, Any] = {"text": text}
+        payload: dict[str, Any] = {}
+        if text or not media_ids:  # X requires text unless media is attached
+            payload["text"] = text
         if in_reply_to is not None:
             payload["reply"] = {"in_reply_to_tweet_id": in_reply_to}
+        if media_ids:
+            payload["media"] = {"media_ids": list(media_ids)}
         response = self._send(
             "POST", "/2/tweets", json=payload, headers=_bearer(access_token), action="create a post"
         )
@@ -227,6 +248,96 @@ class XAdapter:
                 "X accepted the post but returned no id", status=response.status_code
             )
         return RemotePost(remote_id=post_id, url=post_url(post_id))
+
+    # -- media ---------------------------------------------------------------------------
+
+    def upload_media(self, access_token: str, media: MediaPayload) -> UploadedMedia:
+        """Chunked upload (initialize, append, finalize), then STATUS polls until X has
+        processed a video or GIF. Each call starts a new upload: X cannot resume one."""
+        headers = _bearer(access_token)
+        requested_at = datetime.now(UTC)
+        started = self._media_call(
+            "POST",
+            "/2/media/upload/initialize",
+            "start a media upload",
+            headers,
+            json={
+                "media_type": media.content_type.split(";", 1)[0].strip().lower(),
+                "total_bytes": media.size,
+                "media_category": media_category(media.content_type),
+            },
+        )
+        media_id = started.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise TransientPlatformError("X started a media upload but returned no id")
+        sent = 0
+        for index, chunk in enumerate(media.chunks(MEDIA_CHUNK_SIZE)):
+            self._media_call(
+                "POST",
+                f"/2/media/upload/{quote(media_id, safe='')}/append",
+                "upload a media segment",
+                headers,
+                data={"segment_index": str(index)},
+                files={"media": ("segment", chunk, "application/octet-stream")},
+            )
+            sent += len(chunk)
+        if sent != media.size:
+            # The stored file changed under us or was read short: a retry may read it whole.
+            raise TransientPlatformError(f"Media payload gave {sent} bytes, not {media.size}")
+        finished = self._media_call(
+            "POST",
+            f"/2/media/upload/{quote(media_id, safe='')}/finalize",
+            "finish a media upload",
+            headers,
+        )
+        self._await_processing(media_id, finished, headers)
+        expires_in = finished.get("expires_after_secs", started.get("expires_after_secs"))
+        expires_at = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            expires_at = requested_at + timedelta(seconds=float(expires_in))
+        return UploadedMedia(remote_id=media_id, expires_at=expires_at)
+
+    def _await_processing(
+        self, media_id: str, data: dict[str, Any], headers: dict[str, str]
+    ) -> None:
+        """Poll STATUS as X asks (``check_after_secs``) until the media is usable."""
+        waited = 0.0
+        info = data.get("processing_info")
+        while isinstance(info, dict) and info.get("state") != "succeeded":
+            if info.get("state") == "failed":
+                error = info.get("error")
+                reason = error.get("message") if isinstance(error, dict) else None
+                raise ContentRejected(f"X could not process the media: {reason or 'failed'}")
+            remaining = self._media_processing_timeout - waited
+            if remaining <= 0:
+                raise TransientPlatformError(f"X was still processing the media after {waited:g} s")
+            check_after = info.get("check_after_secs")
+            delay = float(check_after) if isinstance(check_after, int | float) else 1.0
+            delay = min(max(delay, 1.0), remaining)
+            self._sleep(delay)
+            waited += delay
+            status = self._media_call(
+                "GET",
+                "/2/media/upload",
+                "check media processing",
+                headers,
+                params={"command": "STATUS", "media_id": media_id},
+            )
+            info = status.get("processing_info")
+
+    def _media_call(
+        self, method: str, path: str, action: str, headers: dict[str, str], **kwargs: Any
+    ) -> dict[str, Any]:
+        """The ``data`` object of a media endpoint's answer. A 403 there means the grant
+        lacks ``media.write``: only reconnecting helps."""
+        response = self._send(method, path, action=action, headers=headers, **kwargs)
+        body = self._check(response, action, forbidden_is_auth=True)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise TransientPlatformError(
+                f"X returned no data while trying to {action}", status=response.status_code
+            )
+        return data
 
     def recent_posts(
         self,
@@ -290,6 +401,8 @@ class XAdapter:
             return body
         problem = _json_object(response) or {}
         detail = problem.get("detail") or problem.get("title") or _first_error(problem)
+        if status == 400 and _first_error(problem):
+            detail = f"{detail} {_first_error(problem)}"
         problem_type = str(problem.get("type", ""))
         message = f"X refused to {action} (HTTP {status}{': ' + str(detail) if detail else ''})"
         if status == 401:
@@ -307,6 +420,14 @@ class XAdapter:
         if status == 403 and detail == DUPLICATE_DETAIL:
             raise XDuplicateContent(message, status=status)
         raise ContentRejected(message, status=status)
+
+
+def media_category(content_type: str) -> str:
+    """X's ``media_category`` for a file: GIFs animate, other images are photos."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "image/gif":
+        return "tweet_gif"
+    return "tweet_image" if kind.startswith("image/") else "tweet_video"
 
 
 def _bearer(access_token: str) -> dict[str, str]:

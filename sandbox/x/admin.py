@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,10 +12,48 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.x.api import iso
-from sandbox.x.config import CONFIG_KEYS, FAULT_KEYS, XSimConfig, public_config
+from sandbox.x.config import (
+    CONFIG_KEYS,
+    ENDPOINT_FAULT_KEYS,
+    FAIL_STATUSES,
+    FAULT_ENDPOINTS,
+    FAULT_KEYS,
+    EndpointFault,
+    public_config,
+)
+from sandbox.x.db import Media
+from sandbox.x.media import processing_info
 from sandbox.x.state import XSim
 
 _RATES = ("fail_rate", "drop_response_rate")
+
+
+def _attached(media: Media) -> dict[str, Any]:
+    return {
+        "id": media.id,
+        "media_type": media.media_type,
+        "size": media.total_bytes,
+        "sha256": media.sha256,
+        "width": media.width,
+        "height": media.height,
+    }
+
+
+def _upload(media: Media, now: float) -> dict[str, Any]:
+    state = media.state
+    if state != "uploading" and media.ready_at is not None:
+        state = processing_info(media, now)["state"]
+    return {
+        **_attached(media),
+        "media_key": media.key,
+        "owner_id": media.owner_id,
+        "media_category": media.category,
+        "state": state,
+        "error": media.error,
+        "duration_ms": media.duration_ms,
+        "created_at": iso(media.created_at),
+        "expires_at": iso(media.expires_at),
+    }
 
 
 def _bad(message: str) -> JSONResponse:
@@ -30,7 +70,7 @@ async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-def _apply(config: XSimConfig, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
+def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
     """Set the given attributes after checking them; the error message or ``None``."""
     unknown = sorted(set(body) - set(allowed))
     if unknown:
@@ -41,6 +81,8 @@ def _apply(config: XSimConfig, body: dict[str, Any], allowed: tuple[str, ...]) -
             ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
         elif key == "drop_response_mode":
             ok = value in ("abort", "503")
+        elif key == "fail_status":
+            ok = value in FAIL_STATUSES
         elif key == "client_type":
             ok = value in ("confidential", "public")
         elif key == "redirect_uris":
@@ -66,6 +108,8 @@ def build_admin_router(sim: XSim) -> APIRouter:
 
     @router.get("/tweets")
     async def tweets() -> Response:
+        recorded = sim.store.all_tweets()
+        attached = sim.store.tweet_media([t.id for t in recorded])
         data = [
             {
                 "id": t.id,
@@ -74,8 +118,9 @@ def build_admin_router(sim: XSim) -> APIRouter:
                 "in_reply_to": t.in_reply_to,
                 "conversation_id": t.conversation_id,
                 "created_at": iso(t.created_at),
+                "media": [_attached(media) for media in attached.get(t.id, [])],
             }
-            for t in sim.store.all_tweets()
+            for t in recorded
         ]
         return JSONResponse(
             {"data": data, "count": len(data), "duplicates": sim.store.duplicate_groups()}
@@ -92,6 +137,37 @@ def build_admin_router(sim: XSim) -> APIRouter:
             return body
         error = _apply(config, body, FAULT_KEYS)
         return _bad(error) if error else JSONResponse(sim.faults.snapshot())
+
+    @router.get("/faults/{endpoint}")
+    async def get_endpoint_faults(endpoint: str) -> Response:
+        if endpoint not in FAULT_ENDPOINTS:
+            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
+        return JSONResponse(asdict(sim.faults.endpoints.get(endpoint, EndpointFault())))
+
+    @router.post("/faults/{endpoint}")
+    async def set_endpoint_faults(endpoint: str, request: Request) -> Response:
+        if endpoint not in FAULT_ENDPOINTS:
+            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        fault = dataclasses.replace(sim.faults.endpoints.get(endpoint, EndpointFault()))
+        error = _apply(fault, body, ENDPOINT_FAULT_KEYS)
+        if error:
+            return _bad(error)
+        sim.faults.endpoints[endpoint] = fault
+        return JSONResponse(asdict(fault))
+
+    @router.delete("/faults/{endpoint}")
+    async def clear_endpoint_faults(endpoint: str) -> Response:
+        sim.faults.endpoints.pop(endpoint, None)
+        return JSONResponse(asdict(EndpointFault()))
+
+    @router.get("/media")
+    async def media() -> Response:
+        now = sim.now()
+        data = [_upload(item, now) for item in sim.store.all_media()]
+        return JSONResponse({"data": data, "count": len(data)})
 
     @router.get("/config")
     async def get_config() -> Response:

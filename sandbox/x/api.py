@@ -1,4 +1,7 @@
-"""The X API v2 resource endpoints: users/me, create tweet, timeline, lookup."""
+"""The X API v2 resource endpoints: users/me, create tweet, timeline, lookup.
+
+Media upload lives in ``sandbox.x.media`` and reuses :meth:`ApiRoutes.guarded`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.x import problems
+from sandbox.x.config import DropMode
 from sandbox.x.db import Tweet
 from sandbox.x.problems import XJSONResponse, invalid_request, not_found_error, rate_headers
 from sandbox.x.state import XSim
@@ -21,6 +25,7 @@ from sandbox.x.text import is_too_long
 from sandbox.x.validation import (
     TWEET_FIELDS,
     USER_FIELDS,
+    attachment_problem,
     is_id,
     parse_fields,
     parse_timeline_query,
@@ -58,7 +63,11 @@ def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, An
         "edit_history_tweet_ids": [tweet.id],
     }
     for name in fields:
-        if name == "created_at":
+        if name == "attachments":
+            attached = sim.store.tweet_media([tweet.id]).get(tweet.id)
+            if attached:
+                data[name] = {"media_keys": [media.key for media in attached]}
+        elif name == "created_at":
             data[name] = iso(tweet.created_at)
         elif name == "author_id":
             data[name] = tweet.author_id
@@ -83,6 +92,21 @@ def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, An
 
 
 Handler = Callable[[Request, AccessGrant, dict[str, str]], Awaitable[Response]]
+
+
+def injected_failure(status: int, headers: dict[str, str]) -> Response:
+    if status == 500:
+        return problems.server_error(headers)
+    titles = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    title = titles.get(status, "Error")
+    return problems.problem(status, title, title, headers=headers)
+
+
+def lost_response(mode: DropMode, headers: dict[str, str]) -> Response:
+    """What the client sees of a write that committed but whose response got lost."""
+    if mode == "503":
+        return Response(status_code=503, headers=headers)
+    return problems.AbortedResponse()
 
 
 class ApiRoutes:
@@ -141,14 +165,14 @@ class ApiRoutes:
         for method, path, bucket, limit, scopes, handler in routes:
             router.add_api_route(
                 path,
-                self._guarded(bucket, limit, scopes, handler),
+                self.guarded(bucket, limit, scopes, handler),
                 methods=[method],
                 name=handler.__name__,
                 status_code=201 if method == "POST" else 200,
             )
         return router
 
-    def _guarded(
+    def guarded(
         self, bucket: str, limit: Callable[[], int], scopes: tuple[str, ...], handler: Handler
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -178,8 +202,9 @@ class ApiRoutes:
             return problems.too_many_requests(headers)
         if not set(scopes) <= set(grant.scopes):
             return problems.forbidden("Forbidden", headers)
-        if sim.faults.should_fail():
-            return problems.server_error(headers)
+        failure = sim.faults.failure(bucket)
+        if failure is not None:
+            return injected_failure(failure, headers)
         return grant, headers
 
     async def users_me(
@@ -203,11 +228,11 @@ class ApiRoutes:
             return rejection(headers)
         text: str = body.get("text", "")
         reply_to: str | None = body.get("reply", {}).get("in_reply_to_tweet_id")
-        tweet = self.store.insert_tweet(grant.user.id, text, reply_to, self.sim.now())
-        if self.sim.faults.should_drop():
-            if self.config.drop_response_mode == "503":
-                return Response(status_code=503, headers=headers)
-            return problems.AbortedResponse()
+        media_ids: list[str] = body.get("media", {}).get("media_ids", [])
+        tweet = self.store.insert_tweet(grant.user.id, text, reply_to, self.sim.now(), media_ids)
+        mode = self.sim.faults.drop("create_tweet")
+        if mode is not None:
+            return lost_response(mode, headers)
         data = {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}
         return XJSONResponse({"data": data}, status_code=201, headers=headers)
 
@@ -219,12 +244,12 @@ class ApiRoutes:
         if errors:
             return partial(invalid_request, errors)
         if "media" in body:
-            ids = body["media"]["media_ids"]
-            error = {
-                "parameters": {"media.media_ids": ids},
-                "message": "Your media IDs are invalid.",
-            }
-            return partial(invalid_request, [error])
+            ids: list[str] = body["media"]["media_ids"]
+            found = [self.store.get_media(media_id) for media_id in ids]
+            message = attachment_problem(ids, found, grant.user.id, self.sim.now())
+            if message is not None:
+                error = {"parameters": {"media.media_ids": ids}, "message": message}
+                return partial(invalid_request, [error])
         quoted = body.get("quote_tweet_id")
         if quoted is not None and self.store.get_tweet(quoted) is None:
             return partial(invalid_request, [not_found_error("tweet", "quote_tweet_id", quoted)])
@@ -241,7 +266,9 @@ class ApiRoutes:
             if self.config.restrict_replies and not own and not mentioned:
                 return partial(problems.forbidden, problems.REPLY_RESTRICTED_DETAIL)
         since = self.sim.now() - self.config.duplicate_window
-        if self.config.duplicate_check and self.store.has_duplicate(grant.user.id, text, since):
+        # A post of media alone has no text to be a duplicate of.
+        checked = self.config.duplicate_check and bool(text.strip() or "media" not in body)
+        if checked and self.store.has_duplicate(grant.user.id, text, since):
             return partial(problems.forbidden, problems.DUPLICATE_DETAIL)
         return None
 

@@ -11,15 +11,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.x.admin import build_admin_router
-from sandbox.x.api import build_api_router
+from sandbox.x.api import ApiRoutes
 from sandbox.x.config import XSimConfig
+from sandbox.x.media import build_media_router
 from sandbox.x.oauth import build_oauth_router
 from sandbox.x.problems import problem
 from sandbox.x.state import XSim
 
 
 def create_x_app(data_dir: Path, config: XSimConfig | None = None) -> FastAPI:
-    """A simulator of X's OAuth 2.0 and API v2 whose state lives in ``data_dir/x.sqlite3``.
+    """A simulator of X's OAuth 2.0 and API v2 whose state lives in ``data_dir/x.sqlite3``
+    (media segments under ``data_dir/x-media/`` until finalize).
 
     ``config`` is copied: runtime changes through ``/_sandbox/`` never leak back.
     The open store is on ``app.state.xsim``; call ``app.state.xsim.store.close()`` when done.
@@ -35,6 +37,8 @@ def create_x_app(data_dir: Path, config: XSimConfig | None = None) -> FastAPI:
         return problem(exc.status_code, title, title)
 
     app.include_router(build_oauth_router(sim))
-    app.include_router(build_api_router(sim))
+    api = ApiRoutes(sim)
+    app.include_router(api.router())
+    app.include_router(build_media_router(api))
     app.include_router(build_admin_router(sim))
     return app

@@ -64,6 +64,16 @@ class XSimConfig:
     duplicate_check: bool = True
     #: Feb-2026 self-serve rule: replies only to your own posts or posts mentioning you.
     restrict_replies: bool = False
+    # Media upload (reference §3.4).
+    #: How long an uploaded media id stays usable (X: ``expires_after_secs``, about 15 days).
+    media_ttl: int = 15 * 24 * 3600
+    #: Sandbox seconds a video or animated GIF spends in pending + in_progress after finalize.
+    media_processing_secs: int = 2
+    media_upload_per_15min: int = 500
+    media_status_per_15min: int = 1000
+    media_initialize_per_15min: int = 1875
+    media_append_per_15min: int = 1875
+    media_finalize_per_15min: int = 1875
     # Fault injection (changeable at runtime through POST /_sandbox/faults).
     latency_ms: int = 0
     fail_rate: float = 0.0
@@ -71,6 +81,22 @@ class XSimConfig:
     drop_response_mode: DropMode = "abort"
     fault_seed: int | None = None
 
+
+#: Endpoints whose faults ``POST /_sandbox/faults/{endpoint}`` sets one by one; each name is
+#: also the endpoint's rate-limit bucket.
+FAULT_ENDPOINTS = (
+    "users_me",
+    "create_tweet",
+    "tweet_lookup",
+    "user_tweets",
+    "media_upload",
+    "media_initialize",
+    "media_append",
+    "media_finalize",
+    "media_status",
+)
+#: Statuses an endpoint fault may answer with (500 carries X's "Something is broken" body).
+FAIL_STATUSES = (500, 502, 503, 504)
 
 #: Keys ``POST /_sandbox/faults`` and ``POST /_sandbox/config`` may change.
 FAULT_KEYS = ("latency_ms", "fail_rate", "drop_response_rate", "drop_response_mode")
@@ -102,12 +128,29 @@ class SimClock:
 
 
 @dataclass
+class EndpointFault:
+    """Faults aimed at one endpoint, on top of the global ones in ``XSimConfig``.
+
+    ``drop_response_*`` applies to writes only: the write commits, then the response is lost.
+    """
+
+    fail_rate: float = 0.0
+    fail_status: int = 500
+    drop_response_rate: float = 0.0
+    drop_response_mode: DropMode = "abort"
+
+
+ENDPOINT_FAULT_KEYS = tuple(f.name for f in fields(EndpointFault))
+
+
+@dataclass
 class Faults:
     """Decides, per request, whether to inject a failure."""
 
     config: XSimConfig
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    endpoints: dict[str, EndpointFault] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.config.fault_seed is not None:
@@ -126,6 +169,26 @@ class Faults:
 
     def should_drop(self) -> bool:
         return self._roll(self.config.drop_response_rate)
+
+    def failure(self, endpoint: str) -> int | None:
+        """The status of the failure to inject into this request to ``endpoint``, if any."""
+        if self.should_fail():
+            return 500
+        fault = self.endpoints.get(endpoint)
+        if fault is not None and self._roll(fault.fail_rate):
+            return fault.fail_status
+        return None
+
+    def drop(self, endpoint: str) -> DropMode | None:
+        """How to lose the response of a write to ``endpoint`` that just committed, if at all.
+
+        The global ``drop_response_rate`` keeps applying to ``create_tweet`` only."""
+        if endpoint == "create_tweet" and self.should_drop():
+            return self.config.drop_response_mode
+        fault = self.endpoints.get(endpoint)
+        if fault is not None and self._roll(fault.drop_response_rate):
+            return fault.drop_response_mode
+        return None
 
     def snapshot(self) -> dict[str, Any]:
         return {key: getattr(self.config, key) for key in FAULT_KEYS}

@@ -1,4 +1,4 @@
-"""The simulator's SQLite file: schema, transactions, tweets and rate-limit windows.
+"""The simulator's SQLite file: schema, transactions, tweets, media and rate-limit windows.
 
 Secrets (codes, tokens) are stored as SHA-256 digests, so the file never holds a
 usable credential, yet every token survives a restart of the process.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,35 @@ CREATE TABLE IF NOT EXISTS tweets (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tweets_author ON tweets(author_id, id);
+CREATE TABLE IF NOT EXISTS media (
+    id INTEGER PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    media_category TEXT NOT NULL,
+    total_bytes INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('uploading', 'succeeded', 'failed')),
+    finalized_at REAL,
+    ready_at REAL,
+    sha256 TEXT,
+    width INTEGER,
+    height INTEGER,
+    duration_ms INTEGER,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS media_segments (
+    media_id INTEGER NOT NULL REFERENCES media(id),
+    segment_index INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (media_id, segment_index)
+);
+CREATE TABLE IF NOT EXISTS tweet_media (
+    tweet_id INTEGER NOT NULL REFERENCES tweets(id),
+    position INTEGER NOT NULL,
+    media_id INTEGER NOT NULL REFERENCES media(id),
+    PRIMARY KEY (tweet_id, position)
+);
 CREATE TABLE IF NOT EXISTS rate_windows (
     user_id TEXT NOT NULL,
     endpoint TEXT NOT NULL,
@@ -86,6 +115,69 @@ class Tweet:
     in_reply_to: str | None
     conversation_id: str
     created_at: float
+
+
+#: media_category → (media_key prefix, kind of attachment).
+MEDIA_KINDS = {
+    "tweet_image": ("3", "photo"),
+    "tweet_gif": ("16", "animated_gif"),
+    "tweet_video": ("13", "video"),
+}
+
+
+@dataclass(frozen=True)
+class Media:
+    """One upload. ``state`` is the outcome; until ``ready_at`` X still shows it processing."""
+
+    id: str
+    owner_id: str
+    media_type: str
+    category: str
+    total_bytes: int
+    created_at: float
+    expires_at: float
+    state: str
+    finalized_at: float | None
+    ready_at: float | None
+    sha256: str | None
+    width: int | None
+    height: int | None
+    duration_ms: int | None
+    error: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{MEDIA_KINDS[self.category][0]}_{self.id}"
+
+    @property
+    def kind(self) -> str:
+        return MEDIA_KINDS[self.category][1]
+
+    @property
+    def is_async(self) -> bool:
+        """Videos and animated GIFs are processed after finalize; photos are not."""
+        return self.kind != "photo"
+
+    def is_ready(self, now: float) -> bool:
+        return (
+            self.state == "succeeded"
+            and self.ready_at is not None
+            and self.ready_at <= now < self.expires_at
+        )
+
+
+@dataclass(frozen=True)
+class MediaOutcome:
+    """What finalize decided about an upload."""
+
+    state: str
+    #: When processing ends; ``None`` when the upload was refused outright at finalize.
+    ready_at: float | None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,11 +243,16 @@ class Database:
 
     # -- tweets --------------------------------------------------------------------------
 
-    def insert_tweet(self, author_id: str, text: str, in_reply_to: str | None, now: float) -> Tweet:
+    def insert_tweet(
+        self,
+        author_id: str,
+        text: str,
+        in_reply_to: str | None,
+        now: float,
+        media_ids: Sequence[str] = (),
+    ) -> Tweet:
         with self._tx() as db:
-            snowflake = (int(now * 1000) - TWITTER_EPOCH_MS) << 22
-            last = db.execute("SELECT MAX(id) AS m FROM tweets").fetchone()["m"]
-            tweet_id = max(snowflake, (last or 0) + 1)
+            tweet_id = _snowflake(db, "tweets", now)
             conversation = str(tweet_id)
             if in_reply_to is not None:
                 parent = db.execute(
@@ -166,6 +263,13 @@ class Database:
                 "INSERT INTO tweets (id, author_id, text, in_reply_to, conversation_id,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (tweet_id, author_id, text, in_reply_to, conversation, now),
+            )
+            db.executemany(
+                "INSERT INTO tweet_media (tweet_id, position, media_id) VALUES (?, ?, ?)",
+                [
+                    (tweet_id, position, int(media_id))
+                    for position, media_id in enumerate(media_ids)
+                ],
             )
         return Tweet(str(tweet_id), author_id, text, in_reply_to, conversation, now)
 
@@ -232,6 +336,120 @@ class Database:
                 " HAVING COUNT(*) > 1)"
             ).fetchone()
         return int(row["n"])
+
+    # -- media ---------------------------------------------------------------------------
+
+    def create_media(
+        self, owner_id: str, media_type: str, category: str, total_bytes: int, now: float, ttl: int
+    ) -> Media:
+        with self._tx() as db:
+            media_id = _snowflake(db, "media", now)
+            db.execute(
+                "INSERT INTO media (id, owner_id, media_type, media_category, total_bytes,"
+                " created_at, expires_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'uploading')",
+                (media_id, owner_id, media_type, category, total_bytes, now, now + ttl),
+            )
+            row = db.execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
+        return _media(row)
+
+    def get_media(self, media_id: str) -> Media | None:
+        if not media_id.isdigit() or len(media_id) > 19:
+            return None
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM media WHERE id = ?", (int(media_id),)
+            ).fetchone()
+        return None if row is None else _media(row)
+
+    def record_segment(self, media_id: str, index: int, size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO media_segments (media_id, segment_index, size) VALUES (?, ?, ?)"
+                " ON CONFLICT (media_id, segment_index) DO UPDATE SET size = excluded.size",
+                (int(media_id), index, size),
+            )
+
+    def segments(self, media_id: str) -> list[tuple[int, int]]:
+        """``(segment_index, size)`` of every appended segment, in index order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT segment_index, size FROM media_segments WHERE media_id = ?"
+                " ORDER BY segment_index",
+                (int(media_id),),
+            ).fetchall()
+        return [(row["segment_index"], row["size"]) for row in rows]
+
+    def finish_media(self, media_id: str, outcome: MediaOutcome, now: float) -> Media:
+        """Record what finalize decided; only an upload still in progress can finish."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE media SET state = ?, finalized_at = ?, ready_at = ?, sha256 = ?,"
+                " width = ?, height = ?, duration_ms = ?, error = ?"
+                " WHERE id = ? AND state = 'uploading'",
+                (
+                    outcome.state,
+                    now,
+                    outcome.ready_at,
+                    outcome.sha256,
+                    outcome.width,
+                    outcome.height,
+                    outcome.duration_ms,
+                    outcome.error,
+                    int(media_id),
+                ),
+            )
+            row = db.execute("SELECT * FROM media WHERE id = ?", (int(media_id),)).fetchone()
+        return _media(row)
+
+    def all_media(self) -> list[Media]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM media ORDER BY id").fetchall()
+        return [_media(row) for row in rows]
+
+    def tweet_media(self, tweet_ids: Sequence[str]) -> dict[str, list[Media]]:
+        """The media attached to each of ``tweet_ids`` (only tweets that have some)."""
+        attached: dict[str, list[Media]] = {}
+        ids = [int(tweet_id) for tweet_id in tweet_ids]
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT tm.tweet_id AS tweet_id, m.* FROM tweet_media tm"
+                    " JOIN media m ON m.id = tm.media_id"
+                    f" WHERE tm.tweet_id IN ({', '.join('?' * len(batch))})"
+                    " ORDER BY tm.tweet_id, tm.position",
+                    batch,
+                ).fetchall()
+            for row in rows:
+                attached.setdefault(str(row["tweet_id"]), []).append(_media(row))
+        return attached
+
+
+def _snowflake(db: sqlite3.Connection, table: str, now: float) -> int:
+    """A time-ordered 64-bit id like X's, unique within ``table``."""
+    snowflake = (int(now * 1000) - TWITTER_EPOCH_MS) << 22
+    last = db.execute(f"SELECT MAX(id) AS m FROM {table}").fetchone()["m"]
+    return max(snowflake, (last or 0) + 1)
+
+
+def _media(row: sqlite3.Row) -> Media:
+    return Media(
+        id=str(row["id"]),
+        owner_id=row["owner_id"],
+        media_type=row["media_type"],
+        category=row["media_category"],
+        total_bytes=row["total_bytes"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        state=row["state"],
+        finalized_at=row["finalized_at"],
+        ready_at=row["ready_at"],
+        sha256=row["sha256"],
+        width=row["width"],
+        height=row["height"],
+        duration_ms=row["duration_ms"],
+        error=row["error"],
+    )
 
 
 def _tweet(row: sqlite3.Row) -> Tweet:

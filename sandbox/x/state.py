@@ -16,6 +16,8 @@ class XSim:
     store: XStore
     clock: SimClock
     faults: Faults
+    #: Where appended media segments wait for finalize.
+    media_dir: Path
 
     @classmethod
     def open(cls, data_dir: Path, config: XSimConfig) -> XSim:
@@ -24,6 +26,7 @@ class XSim:
             store=XStore(data_dir / "x.sqlite3"),
             clock=SimClock(),
             faults=Faults(config),
+            media_dir=data_dir / "x-media",
         )
 
     def now(self) -> float:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sandbox.x.db import Media
 
 ID_RE = re.compile(r"^[0-9]{1,19}$")
 
@@ -100,7 +102,7 @@ def _err(path: str, message: str) -> dict[str, Any]:
     return {"message": f"{path}: {message}"}
 
 
-def _check_object(
+def check_object(
     value: dict[str, Any], path: str, allowed: dict[str, type], required: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     errors = []
@@ -153,7 +155,7 @@ def validate_tweet_body(body: object) -> list[dict[str, Any]]:
     """Schema errors of a ``POST /2/tweets`` body, empty when it is valid."""
     if not isinstance(body, dict):
         return [_err("$", f"{_type_name(body)} found, object expected")]
-    errors = _check_object(body, "$", _TWEET_KEYS)
+    errors = check_object(body, "$", _TWEET_KEYS)
     if errors:
         return errors
     if "text" not in body and "media" not in body and "poll" not in body:
@@ -162,7 +164,7 @@ def validate_tweet_body(body: object) -> list[dict[str, Any]]:
         return [_err("$.text", "must be at least 1 characters long")]
     if "reply" in body:
         reply = body["reply"]
-        errors += _check_object(
+        errors += check_object(
             reply,
             "$.reply",
             {"in_reply_to_tweet_id": str, "exclude_reply_user_ids": list},
@@ -181,7 +183,7 @@ def validate_tweet_body(body: object) -> list[dict[str, Any]]:
             )
     if "media" in body:
         media = body["media"]
-        errors += _check_object(
+        errors += check_object(
             media, "$.media", {"media_ids": list, "tagged_user_ids": list}, required=("media_ids",)
         )
         if isinstance(media.get("media_ids"), list):
@@ -197,8 +199,32 @@ def validate_tweet_body(body: object) -> list[dict[str, Any]]:
     return errors
 
 
+INVALID_MEDIA_IDS = "Your media IDs are invalid."
+MEDIA_MIX = "You can attach up to 4 photos, or 1 animated GIF, or 1 video, but not a mix."
+
+
+def attachment_problem(
+    ids: Sequence[str], found: Sequence[Media | None], owner_id: str, now: float
+) -> str | None:
+    """Why ``media.media_ids`` cannot go on this user's post, or ``None``.
+
+    Each id must name an upload of the poster that finished processing and has not expired;
+    together they are 1-4 photos or a single video or animated GIF (reference §3.2).
+    """
+    if len(set(ids)) != len(ids):
+        return INVALID_MEDIA_IDS
+    if any(
+        media is None or media.owner_id != owner_id or not media.is_ready(now) for media in found
+    ):
+        return INVALID_MEDIA_IDS
+    kinds = [media.kind for media in found if media is not None]
+    if len(kinds) > 1 and any(kind != "photo" for kind in kinds):
+        return MEDIA_MIX
+    return None
+
+
 def _check_poll(poll: dict[str, Any]) -> list[dict[str, Any]]:
-    errors = _check_object(
+    errors = check_object(
         poll,
         "$.poll",
         {"options": list, "duration_minutes": int, "reply_settings": str},
