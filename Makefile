@@ -12,16 +12,21 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --frozen
 	@touch $@
 
+# A real S3-compatible server (LocalStack's S3) for the storage tests, in its own environment.
+tools/s3server/.venv/.synced: tools/s3server/pyproject.toml tools/s3server/uv.lock | $(UV)
+	$(UV) sync --frozen --project tools/s3server
+	@touch $@
+
 run: .venv/.synced  ## everything on this machine: embedded PostgreSQL, API, sandbox platforms
 	$(UV) run kairos up
 
-test: .venv/.synced  ## the whole suite (PostgreSQL: $$KAIROS_DATABASE_URL, else embedded)
+test: .venv/.synced tools/s3server/.venv/.synced  ## the whole suite (PostgreSQL: $$KAIROS_DATABASE_URL, else embedded)
 	$(UV) run pytest
 
 unit: .venv/.synced
 	$(UV) run pytest tests/unit
 
-integration: .venv/.synced
+integration: .venv/.synced tools/s3server/.venv/.synced
 	$(UV) run pytest tests/integration
 
 e2e: .venv/.synced

@@ -17,10 +17,11 @@ from eventsourcing.persistence import IntegrityError
 from application.app import KairosApplication
 from application.errors import IdempotencyKeyReused, NotFound
 from application.views import PostDetails, post_details
-from domain.content_rules import require_valid_content
+from domain.content_rules import MAX_MEDIA, require_valid_content
 from domain.errors import IntegrationNotUsable, InvalidField
 from domain.ids import idempotent_post_id
 from domain.integration import Integration, IntegrationStatus
+from domain.media import MediaInfo
 from domain.post import Post
 
 PROVIDER_ALIASES = {
@@ -36,6 +37,12 @@ PROVIDER_LABELS = {
     "instagram-facebook": "Instagram",
     "tiktok": "TikTok",
 }
+
+
+class MediaRecorder(Protocol):
+    def record(self, organization_id: UUID, urls: list[str]) -> list[MediaInfo]:
+        """Check and record the media a post references (``application/media.py``)."""
+        ...
 
 
 class AccountDirectory(Protocol):
@@ -90,10 +97,12 @@ class PostService:
         app: KairosApplication,
         directory: AccountDirectory,
         clock: Callable[[], datetime],
+        media: MediaRecorder | None = None,
     ) -> None:
         self._app = app
         self._directory = directory
         self._clock = clock
+        self._media = media
 
     def create(
         self,
@@ -110,6 +119,7 @@ class PostService:
             thread=given.thread,
             media_urls=given.media_urls,
             providers=accounts.values(),
+            media=self._record_media(organization_id, given.media_urls),
         )
         post_id = idempotent_post_id(organization_id, idempotency_key) if idempotency_key else None
         post = Post.draft(
@@ -144,7 +154,11 @@ class PostService:
         thread = post.thread if changes.thread is None else changes.thread
         media_urls = post.media_urls if changes.media_urls is None else changes.media_urls
         require_valid_content(
-            content=content, thread=thread, media_urls=media_urls, providers=accounts.values()
+            content=content,
+            thread=thread,
+            media_urls=media_urls,
+            providers=accounts.values(),
+            media=self._record_media(organization_id, media_urls),
         )
         post.edit(content=content, thread=thread, media_urls=media_urls, accounts=accounts)
         if changes.unschedule:
@@ -153,6 +167,15 @@ class PostService:
             post.schedule(changes.scheduled_at, now=self._clock())
         position = self._app.save_all(post)
         return SavedPost(post_details(post), position)
+
+    def _record_media(self, organization_id: UUID, urls: list[str]) -> list[MediaInfo] | None:
+        """What the media URLs hold, checked on first reference; None without a media
+        service (unit tests), where the rules fall back to judging URLs by extension."""
+        if self._media is None:
+            return None
+        if len(urls) > MAX_MEDIA:
+            raise InvalidField("mediaUrls", f"at most {MAX_MEDIA} media items per post")
+        return self._media.record(organization_id, urls)
 
     def republish(self, organization_id: UUID, post_id: UUID) -> SavedPost:
         """Publish a failed or partial post again, to its failed accounts only."""

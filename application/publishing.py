@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -31,6 +31,7 @@ from application.credentials import AccessTokens
 from application.platforms import (
     AuthorizationExpired,
     DuplicateContent,
+    MediaPayload,
     PlatformAdapter,
     PlatformError,
     RateLimited,
@@ -92,6 +93,12 @@ class PublishingPolicy:
     never posts after another could have taken over its delivery."""
 
 
+class MediaLibrary(Protocol):
+    def payloads(self, organization_id: UUID, urls: Sequence[str]) -> Sequence[MediaPayload]:
+        """The stored files behind a post's media URLs (``application/media.py``)."""
+        ...
+
+
 class LatePublishing(Protocol):
     def publishes_late(self, organization_id: UUID) -> bool:
         """Whether the organization wants posts published late rather than marked missed."""
@@ -107,8 +114,10 @@ class PublishingService:
         late: LatePublishing,
         clock: Callable[[], datetime],
         policy: PublishingPolicy | None = None,
+        media: MediaLibrary | None = None,
     ) -> None:
         self._app = app
+        self._media = media
         self._adapters = adapters
         self._tokens = tokens
         self._late = late
@@ -220,12 +229,19 @@ class PublishingService:
                 if uncertain:
                     found = self._find(adapter, token, integration, parts[index], settle_since)
                 if found is None:
+                    media_ids: list[str] = []
+                    if index == 0 and post.media_urls:
+                        uploaded = self._upload_media(post, adapter, token, account_id, attempt)
+                        if uploaded is None:
+                            return  # the claim was lost or its lease ran low
+                        post, media_ids = uploaded
+                        delivery = post.deliveries[account_id]
                     if not self._lease_allows_a_call(delivery):
                         return  # too close to the lease's end: the next claim settles it
                     previous = delivery.segments[-1] if delivery.segments else None
                     try:
                         created = adapter.create_post(
-                            token, text=parts[index], in_reply_to=previous
+                            token, text=parts[index], in_reply_to=previous, media_ids=media_ids
                         )
                     except DuplicateContent:
                         # The platform says it already has this text: find it, don't fail.
@@ -248,6 +264,46 @@ class PublishingService:
             self._record_expired(post.id, integration, attempt, exc.message)
         except PlatformError as exc:
             self._record_failure(post.id, account_id, attempt, exc)
+
+    def _upload_media(
+        self,
+        post: Post,
+        adapter: PlatformAdapter,
+        token: str,
+        account_id: str,
+        attempt: int,
+        part: int = 0,
+    ) -> tuple[Post, list[str]] | None:
+        """Upload the post's media to the platform, each file checkpointed once uploaded so a
+        retry attaches it instead of uploading again. None if the claim is lost meanwhile."""
+        if self._media is None:
+            raise RuntimeError("a post with media needs a media library to publish")
+        media_ids = []
+        for index, payload in enumerate(
+            self._media.payloads(post.organization_id, post.media_urls)
+        ):
+            delivery = post.deliveries[account_id]
+            known = delivery.uploaded_media(part, index, self._clock())
+            if known is not None:
+                media_ids.append(known)
+                continue
+            if not self._lease_allows_a_call(delivery):
+                return None
+            uploaded = adapter.upload_media(token, payload)
+            record = partial(
+                Post.record_media_uploaded,
+                account_id=account_id,
+                part=part,
+                index=index,
+                remote_id=uploaded.remote_id,
+                expires_at=uploaded.expires_at,
+            )
+            saved = self._while_claimed(post.id, account_id, attempt, record, current=post)
+            if saved is None:
+                return None
+            post = saved
+            media_ids.append(uploaded.remote_id)
+        return post, media_ids
 
     def _while_claimed(
         self,
@@ -396,6 +452,8 @@ def _category(exc: PlatformError) -> str:
         "XDuplicateContent": "content_rejected",
         "QuotaExceeded": "quota_exceeded",
         "TransientPlatformError": "platform_unavailable",
+        "MediaUnavailable": "media_unavailable",
+        "MediaChanged": "media_changed",
     }
     return names.get(type(exc).__name__, "platform_error")
 

@@ -56,6 +56,17 @@ class Delivery:
     last_attempt_at: datetime | None = None
     segments: list[str] = field(default_factory=list)
     """Remote ids of the parts already posted, in order: a retry resumes after them."""
+    media: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
+    """Media already uploaded to the platform, by ``"<part>/<index>"``: remote id and when
+    the platform forgets it. A retry attaches these instead of uploading again."""
+
+    def uploaded_media(self, part: int, index: int, now: datetime) -> str | None:
+        """The remote id of a file uploaded for this part, if the platform still has it."""
+        found = self.media.get(f"{part}/{index}")
+        if found is None:
+            return None
+        remote_id, expires_at = found
+        return remote_id if expires_at is None or expires_at > now else None
 
 
 def _require_future(scheduled_at: datetime, now: datetime) -> None:
@@ -235,6 +246,23 @@ class Post(Aggregate):
         def apply(self, aggregate: Any) -> None:
             delivery: Delivery = aggregate.deliveries[self.account_id]
             delivery.segments = [*delivery.segments[: self.index], self.remote_id]
+
+    class AccountMediaUploaded(Aggregate.Event):
+        """Checkpoint: one media file is on the platform, ready to attach to a part."""
+
+        class_version = 1
+        account_id: str
+        part: int
+        index: int
+        remote_id: str
+        expires_at: datetime | None
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.media = {
+                **delivery.media,
+                f"{self.part}/{self.index}": (self.remote_id, self.expires_at),
+            }
 
     class AccountRetryScheduled(Aggregate.Event):
         class_version = 1
@@ -442,6 +470,25 @@ class Post(Aggregate):
             raise InvalidField("index", f"part {index} follows {len(delivery.segments)} posted")
         self.trigger_event(
             self.ThreadSegmentPosted, account_id=account_id, index=index, remote_id=remote_id
+        )
+
+    def record_media_uploaded(
+        self,
+        account_id: str,
+        *,
+        part: int,
+        index: int,
+        remote_id: str,
+        expires_at: datetime | None,
+    ) -> None:
+        self._open_delivery(account_id)
+        self.trigger_event(
+            self.AccountMediaUploaded,
+            account_id=account_id,
+            part=part,
+            index=index,
+            remote_id=remote_id,
+            expires_at=expires_at,
         )
 
     def miss(self, reason: str) -> None:

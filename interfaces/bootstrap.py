@@ -18,6 +18,7 @@ from application.app import KairosApplication
 from application.connections import ConnectionService
 from application.credentials import AccessTokens
 from application.identity import IdentityService
+from application.media import MediaService, MediaStorage, Probe
 from application.platforms import PlatformAdapter
 from application.posts import PostService
 from application.publishing import PublishingPolicy, PublishingService
@@ -25,11 +26,16 @@ from interfaces.config import Settings
 from interfaces.platforms.x import XAdapter
 from interfaces.postgres.identity_store import PostgresIdentityStore
 from interfaces.postgres.locks import PostgresLocks
+from interfaces.postgres.media_assets import PostgresMediaAssets
 from interfaces.postgres.oauth_states import PostgresOAuthStateStore
 from interfaces.postgres.recorder import schema_lock
 from interfaces.postgres.schema import create_tables
 from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
 from interfaces.security import Argon2PasswordHasher
+from interfaces.storage.local import LocalStorage
+from interfaces.storage.probe import probe
+from interfaces.storage.remote import GuardedRemoteFetcher
+from interfaces.storage.s3 import S3Storage
 from projections.base import ReadModel
 from projections.integrations import IntegrationsView
 from projections.posts import PostsView
@@ -55,6 +61,8 @@ class Kairos:
     integrations_view: IntegrationsView
     vault: PostgresCredentialVault
     publishing: PublishingService
+    media: MediaService
+    storage: MediaStorage
     runners: list[ProjectionRunner] = field(default_factory=list)
 
     @property
@@ -126,6 +134,34 @@ def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
     }
 
 
+def media_storage(settings: Settings) -> MediaStorage:
+    """S3-compatible storage when a bucket is configured, else a local directory."""
+    if settings.s3_bucket:
+        secret = settings.s3_secret_access_key
+        s3 = S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            presign_endpoint_url=settings.s3_presign_endpoint_url,
+            public_base_url=settings.s3_public_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
+        if settings.s3_create_bucket:
+            s3.ensure_bucket()
+        return s3
+    return LocalStorage(
+        settings.media_dir or settings.data_dir / "media",
+        base_url=settings.public_base_url,
+        secret=settings.secret_key.get_secret_value().encode() + b"/media",
+    )
+
+
+def _probe(head: bytes, tail: bytes, size: int) -> Probe:
+    found = probe(head, tail, size)
+    return Probe(found.content_type, found.width, found.height, found.duration_ms)
+
+
 def build(
     settings: Settings,
     *,
@@ -154,6 +190,10 @@ def build(
         clock=clock,
     )
     adapters = adapters if adapters is not None else platform_adapters(settings)
+    storage = media_storage(settings)
+    media = MediaService(
+        storage, PostgresMediaAssets(datastore), _probe, GuardedRemoteFetcher(), clock
+    )
     connections = ConnectionService(
         app,
         adapters,
@@ -168,7 +208,7 @@ def build(
         settings=settings,
         app=app,
         identity=identity,
-        posts=PostService(app, integrations_view, clock),
+        posts=PostService(app, integrations_view, clock, media),
         connections=connections,
         posts_view=posts_view,
         integrations_view=integrations_view,
@@ -180,5 +220,8 @@ def build(
             identity_store,
             clock,
             policy or publishing_policy(settings),
+            media,
         ),
+        media=media,
+        storage=storage,
     )

@@ -68,6 +68,34 @@ class Settings(BaseSettings):
     retry_max_backoff: Duration = timedelta(minutes=30)
     max_attempts: int = 5
 
+    media_dir: Path | None = Field(
+        default=None,
+        description="local media storage directory when no S3 bucket is set "
+        "(default: <data_dir>/media), served by the API under /media/",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="store media in this S3-compatible bucket instead"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint Kairos calls (unset: AWS); e.g. http://minio:9000"
+    )
+    s3_presign_endpoint_url: str | None = Field(
+        default=None,
+        description="endpoint written into upload URLs, reachable by clients "
+        "(default: s3_endpoint_url)",
+    )
+    s3_public_url: str | None = Field(
+        default=None,
+        description="base URL of public media links, e.g. a CDN "
+        "(default: <presign endpoint>/<bucket>)",
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_create_bucket: bool = Field(
+        default=False, description="create the bucket at start-up if it is missing"
+    )
+
     sandbox_port: int = 8001
     x_client_id: str = "kairos-sandbox"
     x_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")

@@ -90,11 +90,26 @@ TEST_POLICY: dict[str, Any] = {
 
 
 @pytest.fixture(scope="session")
-def kairos(database_url: str, sandbox_url: str) -> Iterator[Any]:
+def api_port() -> int:
+    from interfaces.serving import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def kairos(
+    database_url: str, sandbox_url: str, api_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     from application.publishing import PublishingPolicy
     from interfaces.bootstrap import build
 
-    system = build(make_settings(database_url, sandbox_url), policy=PublishingPolicy(**TEST_POLICY))
+    settings = make_settings(
+        database_url,
+        sandbox_url,
+        public_base_url=f"http://127.0.0.1:{api_port}",
+        media_dir=tmp_path_factory.mktemp("media"),
+    )
+    system = build(settings, policy=PublishingPolicy(**TEST_POLICY))
     system.start_projections()
     yield system
     system.close()
@@ -127,14 +142,101 @@ def pipeline(kairos: Any, redis_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def api_url(kairos: Any) -> Iterator[str]:
+def api_url(kairos: Any, api_port: int) -> Iterator[str]:
     from interfaces.api.app import create_api
-    from interfaces.serving import free_port, serve
+    from interfaces.serving import serve
+
+    with serve(create_api(kairos), api_port) as url:
+        yield url
+
+
+S3_SERVER = Path(__file__).resolve().parent.parent / "tools" / "s3server"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region: str = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server on loopback. ``KAIROS_TEST_S3_ENDPOINT`` (with
+    ``KAIROS_TEST_S3_ACCESS_KEY_ID``/``KAIROS_TEST_S3_SECRET_ACCESS_KEY``) points the tests
+    at one already running, such as MinIO; otherwise LocalStack's S3 is started from
+    ``tools/s3server`` with signature checking on. A server that does not come up fails the
+    tests that need it; nothing is skipped."""
+    endpoint = os.environ.get("KAIROS_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield S3Server(
+            endpoint,
+            os.environ.get("KAIROS_TEST_S3_ACCESS_KEY_ID", "minioadmin"),
+            os.environ.get("KAIROS_TEST_S3_SECRET_ACCESS_KEY", "minioadmin"),
+        )
+        return
+    import shutil
+    import subprocess
+    import time
+
+    from interfaces.serving import free_port
 
     port = free_port()
-    kairos.settings.public_base_url = f"http://127.0.0.1:{port}"
-    with serve(create_api(kairos), port) as url:
-        yield url
+    work = tmp_path_factory.mktemp("s3server")
+    env = {
+        **os.environ,
+        "SERVICES": "s3",
+        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        "S3_SKIP_SIGNATURE_VALIDATION": "0",
+        "DNS_ADDRESS": "0",
+        "EAGER_SERVICE_LOADING": "1",
+        "LOCALSTACK_VOLUME_DIR": str(work),
+        "TMPDIR": str(work),
+    }
+    env.pop("VIRTUAL_ENV", None)
+    log = (work / "server.log").open("wb")
+    # ``uv run`` names itself in $UV; the tool installs outside PATH on a bare machine.
+    uv = os.environ.get("UV") or shutil.which("uv") or "uv"
+    process = subprocess.Popen(
+        [
+            uv,
+            "run",
+            "--frozen",
+            "--project",
+            str(S3_SERVER),
+            "python",
+            "-m",
+            "localstack.runtime.main",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=S3_SERVER,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/_localstack/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the S3 server did not start; see {work / 'server.log'}:\n"
+                    + (work / "server.log").read_text()[-3000:]
+                )
+            time.sleep(0.25)
+        yield S3Server(url, "test", "test")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
 
 
 @dataclass

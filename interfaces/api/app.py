@@ -9,8 +9,9 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interfaces.api.errors import error_response, install_error_handlers
-from interfaces.api.routes import account, health, integrations, posts
+from interfaces.api.routes import account, health, integrations, media, posts
 from interfaces.bootstrap import Kairos
+from interfaces.storage.local import UPLOAD_PATH
 
 
 class BodySizeLimit:
@@ -21,7 +22,8 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PATH):
+            # Uploads to the local media store are bounded by their signed size instead.
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -89,9 +91,10 @@ def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
     )
     api.state.kairos = kairos
     install_error_handlers(api)
-    for module in (health, posts, integrations, account):
+    for module in (health, posts, integrations, account, media):
         api.include_router(module.router)
     api.include_router(integrations.callback_router)
+    api.include_router(media.files_router)
     api.add_middleware(BodySizeLimit, max_bytes=kairos.settings.max_body_bytes)
     api.openapi = lambda: truthful_openapi(api)  # type: ignore[method-assign]
     return api

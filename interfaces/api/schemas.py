@@ -293,3 +293,21 @@ class TokenListEnvelope(Envelope):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class PresignInput(StrictInput):
+    filename: Annotated[CleanStr, Field(min_length=1, max_length=255)]
+    content_type: Annotated[CleanStr, Field(min_length=1, max_length=100)] = Field(
+        description="image/jpeg, image/png, image/webp, image/gif, video/mp4 or video/quicktime"
+    )
+    size: Annotated[int, Field(strict=True, ge=1, le=(1 << 40))] = Field(
+        description="exact size of the file in bytes; the upload URL accepts only this size"
+    )
+
+
+class PresignEnvelope(Envelope):
+    key: str
+    upload_url: str = Field(description="PUT the file here with the same Content-Type")
+    public_url: str = Field(description="reference this URL in a post's mediaUrls")
+    expires_in: int = Field(description="seconds the upload URL stays valid")
+    headers: dict[str, str] = Field(description="headers the PUT must carry")

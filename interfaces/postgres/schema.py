@@ -80,6 +80,19 @@ STATEMENTS = [
         ciphertext bytea NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         rotated_at timestamptz)""",
+    # Media files posts reference, as checked on first reference (application/media.py).
+    """CREATE TABLE IF NOT EXISTS media_assets (
+        organization_id uuid NOT NULL,
+        url text NOT NULL,
+        key text NOT NULL,
+        content_type text NOT NULL,
+        size bigint NOT NULL,
+        etag text,
+        width integer,
+        height integer,
+        duration_ms bigint,
+        recorded_at timestamptz NOT NULL,
+        PRIMARY KEY (organization_id, url))""",
 ]
 
 

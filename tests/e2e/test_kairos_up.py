@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from interfaces.serving import free_port
+from sandbox.samples import jpeg_bytes
 
 TOKEN = re.compile(r"API token\s+(ttp_[0-9a-f]{48})")
 CURL = re.compile(
@@ -73,6 +74,70 @@ class Up:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+
+def seed_media_steps(http: httpx.Client, tmp_path: Path, port: int) -> str:
+    """Seed 001's "Media uploads" as a user types it: presign, curl PUT, reference the
+    publicUrl; and the storage refusing an upload of another size or type."""
+    image = tmp_path / "launch.jpg"
+    image.write_bytes(jpeg_bytes(1200, 900))
+    issued = http.post(
+        "/api/media/presign",
+        json={"filename": "launch.jpg", "contentType": "image/jpeg", "size": image.stat().st_size},
+    ).json()
+    assert issued["uploadUrl"].startswith(f"http://127.0.0.1:{port}/")
+
+    def curl_put(content_type: str, path: Path) -> str:
+        done = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                issued["uploadUrl"],
+                "-H",
+                f"Content-Type: {content_type}",
+                "--data-binary",
+                f"@{path}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    bigger = tmp_path / "bigger.jpg"
+    bigger.write_bytes(image.read_bytes() + b"\0")
+    assert curl_put("image/jpeg", bigger) == "403"
+    assert curl_put("image/png", image) == "403"
+    assert curl_put("image/jpeg", image) == "200"
+    account_id = http.get("/api/integrations").json()["integrations"][0]["id"]
+    internal = http.post(
+        "/api/posts",
+        json={
+            "content": "x",
+            "accountIds": [account_id],
+            "mediaUrls": ["https://169.254.169.254/latest/meta-data/a.jpg"],
+        },
+    )
+    assert internal.status_code == 400
+    assert "169.254.169.254" in internal.json()["message"]
+    created = http.post(
+        "/api/posts",
+        json={
+            "content": "Launch day, with a picture",
+            "accountIds": [account_id],
+            "mediaUrls": [issued["publicUrl"]],
+            "scheduledAt": (datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
+        },
+    )
+    assert created.status_code == 201, created.text
+    post_id: str = created.json()["post"]["id"]
+    return post_id
 
 
 @pytest.fixture
@@ -144,6 +209,17 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             "part three",
         ]
         assert posted["duplicates"] == 0
+        media_post = seed_media_steps(http, tmp_path, port)
+        deadline = time.monotonic() + 30
+        while (post := http.get(f"/api/posts/{media_post}").json()["post"])[
+            "status"
+        ] != "published":
+            assert time.monotonic() < deadline, post
+            time.sleep(0.2)
+        posted = httpx.get(f"http://127.0.0.1:{sandbox_port}/x/_sandbox/tweets").json()
+        tweet = next(t for t in posted["data"] if t["text"] == "Launch day, with a picture")
+        assert [m["media_type"] for m in tweet["media"]] == ["image/jpeg"]
+        assert tweet["media"][0]["size"] == (tmp_path / "launch.jpg").stat().st_size
     finally:
         assert up.stop() == 0, up.output
 
@@ -159,7 +235,11 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             timeout=15,
         )
         after_restart = {p["id"]: p["status"] for p in http.get("/api/posts").json()["posts"]}
-        assert after_restart == {post_id: "scheduled", thread["id"]: "published"}
+        assert after_restart == {
+            post_id: "scheduled",
+            thread["id"]: "published",
+            media_post: "published",
+        }
         integrations = http.get("/api/integrations").json()["integrations"]
         assert len(integrations) == 1
         assert integrations[0]["status"] == "connected"

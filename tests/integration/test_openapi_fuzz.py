@@ -53,6 +53,7 @@ OPERATIONS = [
     ("GET", "/api/tokens"),
     ("POST", "/api/tokens"),
     ("DELETE", "/api/tokens/{token_id}"),
+    ("POST", "/api/media/presign"),
 ]
 
 

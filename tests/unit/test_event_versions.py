@@ -73,6 +73,7 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
     partial.attempt("x", attempt_key="k1", lease_until=lease)
     partial.record_in_doubt("x", reason="timeout", reconcile_at=datetime(2030, 1, 1, tzinfo=UTC))
     partial.attempt("x", attempt_key="k2", lease_until=lease)
+    partial.record_media_uploaded("x", part=0, index=0, remote_id="m1", expires_at=lease)
     partial.record_segment("x", index=0, remote_id="1")
     partial.record_segment("x", index=1, remote_id="11")
     partial.record_published("x", remote_id="1", url="https://x.com/i/1")

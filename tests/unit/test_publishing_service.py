@@ -8,7 +8,7 @@ platform saw (every call, in order) and what the event store recorded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,11 +22,13 @@ from eventsourcing.domain import Aggregate
 from application.app import KairosApplication
 from application.credentials import AccessTokens
 from application.due import DueChange, WorkKind
+from application.media import MediaChanged
 from application.platforms import (
     AccountProfile,
     AuthorizationExpired,
     ContentRejected,
     DuplicateContent,
+    MediaPayload,
     OAuthExchangeFailed,
     PlatformError,
     RateLimited,
@@ -34,6 +36,7 @@ from application.platforms import (
     TimelinePost,
     TokenSet,
     TransientPlatformError,
+    UploadedMedia,
 )
 from application.publishing import PublishingPolicy, PublishingService
 from domain.integration import Integration, IntegrationStatus
@@ -107,6 +110,11 @@ class FakePlatform:
     refreshes: dict[str, TokenSet | PlatformError] = field(default_factory=dict)
     landed: list[Landed] = field(default_factory=list)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    upload_script: list[Step] = field(default_factory=list)
+    uploads: list[tuple[str, str]] = field(default_factory=list)
+    """(media id, content type) of every upload that reached the platform."""
+    attached: list[tuple[str, ...]] = field(default_factory=list)
+    """The media ids each successful create attached."""
 
     def capabilities(self) -> tuple[str, ...]:
         return ("text", "threads")
@@ -127,8 +135,28 @@ class FakePlatform:
             raise outcome
         return outcome
 
+    def upload_media(self, access_token: str, media: MediaPayload) -> UploadedMedia:
+        self.calls.append(("upload", access_token, media.content_type))
+        step = self.upload_script.pop(0) if self.upload_script else "ok"
+        if isinstance(step, PlatformError):
+            raise step
+        if step == CRASH_BEFORE:
+            raise WorkerCrashed
+        body = b"".join(media.chunks(1024))
+        assert len(body) == media.size
+        media_id = f"m{len(self.uploads) + 1}"
+        self.uploads.append((media_id, media.content_type))
+        if step == CRASH_AFTER:
+            raise WorkerCrashed
+        return UploadedMedia(media_id, self.clock() + MEDIA_LIFETIME)
+
     def create_post(
-        self, access_token: str, *, text: str, in_reply_to: str | None = None
+        self,
+        access_token: str,
+        *,
+        text: str,
+        in_reply_to: str | None = None,
+        media_ids: Sequence[str] = (),
     ) -> RemotePost:
         self.calls.append(("create", access_token, text, in_reply_to))
         user_id = self.users_by_token.get(access_token)
@@ -149,6 +177,7 @@ class FakePlatform:
         if step == CRASH_AFTER:
             raise WorkerCrashed
         assert step == "ok", step
+        self.attached.append(tuple(media_ids))
         return RemotePost(remote_id=remote_id, url=self.post_url(remote_id))
 
     def post_url(self, remote_id: str) -> str:
@@ -215,6 +244,36 @@ class FakeLatePublishing:
         return organization_id in self.organizations
 
 
+MEDIA_LIFETIME = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class FakeMedia:
+    content_type: str
+    size: int
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        yield from (
+            b"\0" * min(chunk_size, self.size - at) for at in range(0, self.size, chunk_size)
+        )
+
+
+class FakeMediaLibrary:
+    """Every URL is a stored file whose type follows its extension; ``missing`` ones are
+    gone from storage."""
+
+    def __init__(self) -> None:
+        self.missing: set[str] = set()
+
+    def payloads(self, organization_id: UUID, urls: Sequence[str]) -> list[FakeMedia]:
+        for url in urls:
+            if url in self.missing:
+                raise MediaChanged(f"{url} was deleted after the post was scheduled")
+        return [
+            FakeMedia("video/mp4" if url.endswith(".mp4") else "image/jpeg", 3000) for url in urls
+        ]
+
+
 class World:
     def __init__(self, policy: PublishingPolicy | None = None) -> None:
         self.clock = Clock(T0)
@@ -224,9 +283,16 @@ class World:
         self.vault = FakeVault()
         self.locks = FakeLocks()
         self.late = FakeLatePublishing()
+        self.media = FakeMediaLibrary()
         tokens = AccessTokens(self.app, adapters, self.vault, self.locks, self.clock)
         self.service = PublishingService(
-            self.app, adapters, tokens, self.late, self.clock, policy or PublishingPolicy()
+            self.app,
+            adapters,
+            tokens,
+            self.late,
+            self.clock,
+            policy or PublishingPolicy(),
+            self.media,
         )
 
     # --- given ---
@@ -254,14 +320,18 @@ class World:
         return str(integration.id)
 
     def schedule(
-        self, *account_ids: str, content: str = "hello", thread: tuple[str, ...] = ()
+        self,
+        *account_ids: str,
+        content: str = "hello",
+        thread: tuple[str, ...] = (),
+        media: tuple[str, ...] = (),
     ) -> UUID:
         post = Post.draft(
             organization_id=ORG,
             author_id=AUTHOR,
             content=content,
             thread=list(thread),
-            media_urls=[],
+            media_urls=list(media),
             accounts=dict.fromkeys(account_ids, "twitter"),
         )
         post.schedule(T0, now=T0 - timedelta(hours=1))
@@ -269,11 +339,15 @@ class World:
         return post.id
 
     def started(
-        self, *account_ids: str, content: str = "hello", thread: tuple[str, ...] = ()
+        self,
+        *account_ids: str,
+        content: str = "hello",
+        thread: tuple[str, ...] = (),
+        media: tuple[str, ...] = (),
     ) -> UUID:
         """Publishing started, every delivery waiting for ``deliver`` (the fan-out path;
         ``start`` itself takes a single-account post straight through, tested below)."""
-        post_id = self.schedule(*account_ids, content=content, thread=thread)
+        post_id = self.schedule(*account_ids, content=content, thread=thread, media=media)
         post = self.post(post_id)
         post.start_publishing()
         self.app.save_all(post)
@@ -1067,3 +1141,101 @@ def test_start_fans_a_multi_account_post_out_to_deliveries(world: World) -> None
 
     assert world.post(post_id).status is PostStatus.PUBLISHING
     assert world.x.landed == []
+
+
+# --- media --------------------------------------------------------------------------------------
+
+
+def test_media_is_uploaded_checkpointed_and_attached_to_the_first_part(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="look", thread=("more",), media=("a.jpg", "b.jpg"))
+
+    world.service.deliver(post_id, alice)
+
+    assert world.x.uploads == [("m1", "image/jpeg"), ("m2", "image/jpeg")]
+    assert world.x.attached == [("m1", "m2"), ()]
+    assert world.names(post_id, since=3) == [
+        "AccountPublishAttempted",
+        "AccountMediaUploaded",
+        "AccountMediaUploaded",
+        "ThreadSegmentPosted",
+        "ThreadSegmentPosted",
+        "AccountPublished",
+        "PostPublished",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "uploads"),
+    [([CRASH_BEFORE], 2), ([CRASH_AFTER], 3)],
+    ids=["died-before-uploading", "died-after-upload-before-checkpoint"],
+)
+def test_a_retry_reuses_checkpointed_media_and_uploads_only_the_rest(
+    world: World, script: list[Step], uploads: int
+) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="pics", media=("a.jpg", "b.jpg"))
+    world.x.upload_script = ["ok", *script]
+
+    with pytest.raises(WorkerCrashed):
+        world.service.deliver(post_id, alice)
+    assert world.post(post_id).deliveries[alice].media.keys() == {"0/0"}
+
+    world.clock.advance(LEASE)
+    world.service.deliver(post_id, alice)
+
+    assert len(world.x.uploads) == uploads  # the first file is never uploaded twice
+    assert world.x.attached == [("m1", f"m{uploads}")]
+    assert world.post(post_id).status is PostStatus.PUBLISHED
+
+
+def test_a_retry_after_a_failed_create_attaches_the_same_media(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="vid", media=("clip.mp4",))
+    world.x.script = [RateLimited("slow down", reset_at=None)]
+
+    world.service.deliver(post_id, alice)
+    world.deliver_when_due(post_id, alice)
+
+    assert world.x.uploads == [("m1", "video/mp4")]
+    assert world.x.attached == [("m1",)]
+    assert world.post(post_id).status is PostStatus.PUBLISHED
+
+
+def test_media_the_platform_has_forgotten_is_uploaded_again(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="late", media=("a.jpg",))
+    world.x.script = [RateLimited("slow down", reset_at=T0 + MEDIA_LIFETIME + timedelta(hours=1))]
+
+    world.service.deliver(post_id, alice)
+    world.deliver_when_due(post_id, alice)
+
+    assert [media_id for media_id, _ in world.x.uploads] == ["m1", "m2"]
+    assert world.x.attached == [("m2",)]
+
+
+def test_media_the_platform_refuses_fails_that_account_with_its_reason(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="bad", media=("a.jpg",))
+    world.x.upload_script = [ContentRejected("InvalidMedia: aspect ratio 4:1 is not supported")]
+
+    world.service.deliver(post_id, alice)
+
+    delivery = world.post(post_id).deliveries[alice]
+    assert delivery.status is DeliveryStatus.FAILED
+    assert delivery.error_category == "content_rejected"
+    assert "aspect ratio" in (delivery.error_message or "")
+    assert world.x.created() == []
+
+
+def test_media_deleted_from_storage_fails_clearly_without_posting(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="gone", media=("a.jpg",))
+    world.media.missing.add("a.jpg")
+
+    world.service.deliver(post_id, alice)
+
+    delivery = world.post(post_id).deliveries[alice]
+    assert (delivery.status, delivery.error_category) == (DeliveryStatus.FAILED, "media_changed")
+    assert not delivery.retryable
+    assert world.x.calls == []

@@ -1,0 +1,113 @@
+"""Posts with media, published through the real pipeline to the X simulator: the seed's
+three steps (presign, PUT, reference) end with the file attached to the tweet."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from sandbox.samples import jpeg_bytes, mp4_bytes, png_bytes
+from tests.conftest import Account, unique
+from tests.integration.api.test_media import upload
+from tests.integration.test_publishing import TERMINAL, tweets, wait_for
+
+
+def soon(seconds: float = 1.5) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def test_an_uploaded_image_is_published_attached_to_the_tweet(
+    pipeline: Any, account: Account, sandbox_url: str
+) -> None:
+    username = unique("img")
+    x = account.connect_x(username)
+    image = jpeg_bytes(1200, 800)
+    url = upload(account, image, "image/jpeg", "launch.jpg")
+
+    created = account.http.post(
+        "/api/posts",
+        json={
+            "content": "Launch day!",
+            "accountIds": [x["id"]],
+            "mediaUrls": [url],
+            "scheduledAt": soon(),
+        },
+    )
+    assert created.status_code == 201, created.text
+    post = wait_for(account, created.json()["post"]["id"], TERMINAL)
+
+    assert post["status"] == "published", post
+    (tweet,) = tweets(sandbox_url, username)
+    assert tweet["text"] == "Launch day!"
+    assert [(m["media_type"], m["size"], m["sha256"]) for m in tweet["media"]] == [
+        ("image/jpeg", len(image), sha256(image))
+    ]
+    history = [
+        e["type"] for e in account.http.get(f"/api/posts/{post['id']}/history").json()["events"]
+    ]
+    assert history.count("AccountMediaUploaded") == 1
+
+
+def test_a_thread_with_a_video_and_images_on_another_post(
+    pipeline: Any, account: Account, sandbox_url: str
+) -> None:
+    username = unique("vid")
+    x = account.connect_x(username)
+    video = mp4_bytes(1280, 720, 12_000, size=3_000_000)
+    video_url = upload(account, video, "video/mp4", "clip.mp4")
+    images = [png_bytes(640, 640), jpeg_bytes(800, 600)]
+    image_urls = [
+        upload(account, images[0], "image/png", "a.png"),
+        upload(account, images[1], "image/jpeg", "b.jpg"),
+    ]
+
+    thread = account.http.post(
+        "/api/posts",
+        json={
+            "content": "Watch this",
+            "thread": ["and this part has no media"],
+            "accountIds": [x["id"]],
+            "mediaUrls": [video_url],
+            "scheduledAt": soon(),
+        },
+    ).json()["post"]
+    album = account.http.post(
+        "/api/posts",
+        json={
+            "content": "Two pictures",
+            "accountIds": [x["id"]],
+            "mediaUrls": image_urls,
+            "scheduledAt": soon(),
+        },
+    ).json()["post"]
+
+    assert wait_for(account, thread["id"], TERMINAL, timeout=40)["status"] == "published"
+    assert wait_for(account, album["id"], TERMINAL)["status"] == "published"
+    posted = {t["text"]: t for t in tweets(sandbox_url, username)}
+    assert [m["sha256"] for m in posted["Watch this"]["media"]] == [sha256(video)]
+    assert posted["and this part has no media"]["media"] == []
+    assert [m["sha256"] for m in posted["Two pictures"]["media"]] == [sha256(i) for i in images]
+
+
+def test_the_simulator_and_kairos_agree_an_oversized_image_never_reaches_x(
+    account: Account, sandbox_url: str
+) -> None:
+    x = account.connect_x(unique("big"))
+    big = jpeg_bytes(1000, 1000, size=6 * 1024 * 1024)
+    url = upload(account, big, "image/jpeg", "big.jpg")
+
+    refused = account.http.post(
+        "/api/posts", json={"content": "Big", "accountIds": [x["id"]], "mediaUrls": [url]}
+    )
+
+    assert refused.status_code == 400
+    assert "X accepts images up to 5 MB" in refused.json()["message"]
+    direct = httpx.get(f"{sandbox_url}/x/_sandbox/tweets").json()["data"]
+    assert all(t["text"] != "Big" for t in direct)
