@@ -4,6 +4,7 @@ three steps (presign, PUT, reference) end with the file attached to the tweet.""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,3 +112,51 @@ def test_the_simulator_and_kairos_agree_an_oversized_image_never_reaches_x(
     assert "X accepts images up to 5 MB" in refused.json()["message"]
     direct = httpx.get(f"{sandbox_url}/x/_sandbox/tweets").json()["data"]
     assert all(t["text"] != "Big" for t in direct)
+
+
+def test_a_retried_delivery_attaches_the_media_it_already_uploaded(
+    pipeline: Any, account: Account, sandbox_url: str
+) -> None:
+    username = unique("retry")
+    x = account.connect_x(username)
+    image = jpeg_bytes(900, 900)
+    url = upload(account, image, "image/jpeg", "again.jpg")
+    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
+    httpx.post(faults, json={"fail_rate": 1.0, "fail_status": 503}).raise_for_status()
+    try:
+        post_id = account.http.post(
+            "/api/posts",
+            json={
+                "content": "Third time lucky",
+                "accountIds": [x["id"]],
+                "mediaUrls": [url],
+                "scheduledAt": soon(0.5),
+            },
+        ).json()["post"]["id"]
+        wait_for(account, post_id, {"publishing"})
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while "AccountPublishInDoubt" not in history(account, post_id):
+            assert datetime.now(UTC) < deadline, history(account, post_id)
+            time.sleep(0.1)
+    finally:
+        httpx.delete(faults).raise_for_status()
+
+    post = wait_for(account, post_id, TERMINAL, timeout=30)
+
+    assert post["status"] == "published", post
+    assert post["results"][0]["attempts"] >= 2
+    user = httpx.get(f"{sandbox_url}/x/_sandbox/users/{username}").json()
+    uploaded = [
+        m
+        for m in httpx.get(f"{sandbox_url}/x/_sandbox/media").json()["data"]
+        if m["owner_id"] == user["id"]
+    ]
+    assert len(uploaded) == 1  # uploaded once, attached on the retry
+    (tweet,) = tweets(sandbox_url, username)
+    assert [m["id"] for m in tweet["media"]] == [uploaded[0]["id"]]
+    assert history(account, post_id).count("AccountMediaUploaded") == 1
+
+
+def history(account: Account, post_id: str) -> list[str]:
+    events = account.http.get(f"/api/posts/{post_id}/history").json()["events"]
+    return [e["type"] for e in events]
