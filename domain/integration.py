@@ -124,6 +124,26 @@ class Integration(Aggregate):
             aggregate.status = IntegrationStatus.ERROR
             aggregate.last_error = f"{self.operation}: {self.message}"
 
+    class IntegrationChecked(Aggregate.Event):
+        """The daily health check's cheap authenticated call succeeded."""
+
+        class_version = 1
+
+        def apply(self, aggregate: Any) -> None:
+            if aggregate.status is IntegrationStatus.ERROR:
+                aggregate.status = IntegrationStatus.CONNECTED
+                aggregate.last_error = None
+
+    class ConnectionExpiringSoon(Aggregate.Event):
+        """The connection will expire at ``expires_at`` and cannot renew itself: the
+        owner is told ahead of time to reconnect."""
+
+        class_version = 1
+        expires_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            pass
+
     class IntegrationDeactivated(Aggregate.Event):
         class_version = 1
 
@@ -208,6 +228,14 @@ class Integration(Aggregate):
         self._require_not_disconnected()
         self.trigger_event(self.IntegrationErrored, operation=operation, message=message)
 
+    def record_checked(self) -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.IntegrationChecked)
+
+    def warn_expiring(self, expires_at: datetime) -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.ConnectionExpiringSoon, expires_at=expires_at)
+
     def deactivate(self) -> None:
         if self.active:
             self.trigger_event(self.IntegrationDeactivated)
@@ -222,7 +250,9 @@ class Integration(Aggregate):
 
     @property
     def can_publish(self) -> bool:
-        return self.status is IntegrationStatus.CONNECTED
+        """Connected, or connected with a recent error on record (a failed health check or
+        refresh that may have been passing): publishing tries, and says if it fails."""
+        return self.status in (IntegrationStatus.CONNECTED, IntegrationStatus.ERROR)
 
     def _require_not_disconnected(self) -> None:
         if self.status is IntegrationStatus.DISCONNECTED:

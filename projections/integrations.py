@@ -103,7 +103,7 @@ class IntegrationsView(ReadModel):
             curs.execute(
                 SQL(
                     "SELECT id FROM {0} WHERE organization_id = %s AND provider = %s "
-                    "AND status = 'connected' AND active ORDER BY connected_at, id"
+                    "AND status IN ('connected', 'error') AND active ORDER BY connected_at, id"
                 ).format(self.table("integrations")),
                 (organization_id, provider),
             )

@@ -270,7 +270,14 @@ def test_an_error_is_recorded_with_its_operation() -> None:
     ]
     assert integration.status is IntegrationStatus.ERROR
     assert integration.last_error == "publish: 503 from the platform"
-    assert integration.can_publish is False
+    assert integration.can_publish is True  # an error is news, not a verdict: publishing tries
+
+
+def test_a_passing_health_check_clears_an_error() -> None:
+    integration = replay(given(errored))
+    integration.record_checked()
+    assert integration.status is IntegrationStatus.CONNECTED
+    assert integration.last_error is None
 
 
 # --- activation ----------------------------------------------------------------------------
@@ -342,7 +349,7 @@ def test_commands_after_disconnect_are_refused(command: Command) -> None:
         (given(), IntegrationStatus.CONNECTED, True),
         (given(refreshed()), IntegrationStatus.CONNECTED, True),
         (given(expired()), IntegrationStatus.EXPIRED, False),
-        (given(errored), IntegrationStatus.ERROR, False),
+        (given(errored), IntegrationStatus.ERROR, True),
         (given(disconnect), IntegrationStatus.DISCONNECTED, False),
         (given(disconnect, reconnect()), IntegrationStatus.CONNECTED, True),
         (given(expired(), refreshed()), IntegrationStatus.CONNECTED, True),
