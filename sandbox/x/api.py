@@ -21,7 +21,7 @@ from sandbox.x.db import Tweet
 from sandbox.x.problems import XJSONResponse, invalid_request, not_found_error, rate_headers
 from sandbox.x.state import XSim
 from sandbox.x.store import AccessGrant, User
-from sandbox.x.text import is_too_long
+from sandbox.x.text import is_too_long, shorten_links
 from sandbox.x.validation import (
     TWEET_FIELDS,
     USER_FIELDS,
@@ -57,9 +57,10 @@ def render_user(user: User, fields: Iterable[str]) -> dict[str, Any]:
 
 
 def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, Any]:
+    media_keys = [media.key for media in sim.store.tweet_media([tweet.id]).get(tweet.id, [])]
     data: dict[str, Any] = {
         "id": tweet.id,
-        "text": tweet.text,
+        "text": shorten_links(tweet.text, media_keys),
         "edit_history_tweet_ids": [tweet.id],
     }
     for name in fields:

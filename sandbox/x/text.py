@@ -8,6 +8,7 @@ the text is NFC-normalized first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -138,3 +139,22 @@ def weighted_length(text: str) -> int:
 
 def is_too_long(text: str, limit: int = MAX_WEIGHTED_LENGTH) -> bool:
     return weighted_length(text) > limit
+
+
+def shorten_links(text: str, media_keys: list[str] | None = None) -> str:
+    """Text as X's API returns it: every link wrapped as a t.co link, and a tweet with
+    media ending in one more t.co link to that media. Deterministic, so tests can predict it."""
+    pieces, last = [], 0
+    for start, end in _url_spans(text):
+        pieces += [text[last:start], _tco(text[start:end])]
+        last = end
+    shown = "".join([*pieces, text[last:]])
+    if media_keys:
+        shown = f"{shown} {_tco('media:' + media_keys[0])}".lstrip()
+    return shown
+
+
+def _tco(target: str) -> str:
+
+    code = hashlib.sha256(target.encode()).hexdigest()[:10]
+    return f"https://t.co/{code}"

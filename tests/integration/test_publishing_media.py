@@ -160,3 +160,40 @@ def test_a_retried_delivery_attaches_the_media_it_already_uploaded(
 def history(account: Account, post_id: str) -> list[str]:
     events = account.http.get(f"/api/posts/{post_id}/history").json()["events"]
     return [e["type"] for e in events]
+
+
+def test_a_lost_answer_is_settled_although_x_rewrote_the_links_and_added_the_media_link(
+    pipeline: Any, account: Account, sandbox_url: str
+) -> None:
+    username = unique("tco")
+    x = account.connect_x(username)
+    url = upload(account, jpeg_bytes(640, 640), "image/jpeg", "tco.jpg")
+    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
+    # The tweet is created, then the answer is lost: Kairos must find it, not post again.
+    httpx.post(faults, json={"drop_response_rate": 1.0}).raise_for_status()
+    try:
+        post_id = account.http.post(
+            "/api/posts",
+            json={
+                "content": "Read more at example.com/launch and https://kairos.dev/notes",
+                "accountIds": [x["id"]],
+                "mediaUrls": [url],
+                "scheduledAt": soon(0.5),
+            },
+        ).json()["post"]["id"]
+        deadline = time.monotonic() + 20
+        while "AccountPublishInDoubt" not in history(account, post_id):
+            assert time.monotonic() < deadline, history(account, post_id)
+            time.sleep(0.1)
+    finally:
+        httpx.delete(faults).raise_for_status()
+
+    post = wait_for(account, post_id, TERMINAL, timeout=30)
+
+    assert post["status"] == "published", post
+    (tweet,) = tweets(sandbox_url, username)
+    assert post["results"][0]["remoteId"] == tweet["id"]
+    timeline = httpx.get(
+        f"{sandbox_url}/x/_sandbox/users/{username}"
+    ).json()  # the API's view of the text differs from what was posted
+    assert timeline["username"] == username
