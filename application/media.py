@@ -68,6 +68,10 @@ class MediaStorage(Protocol):
 
     def put(self, key: str, body: IO[bytes], *, content_type: str, size: int) -> StoredObject: ...
 
+    def check(self) -> str | None:
+        """None when the storage is reachable and writable as configured, else why not."""
+        ...
+
 
 @dataclass(frozen=True)
 class Probe:

@@ -144,6 +144,12 @@ class LocalStorage:
             upload.write(chunk)
         return upload.commit()
 
+    def check(self) -> str | None:
+        for part in ("objects", "meta", "tmp"):
+            if not os.access(self.root / part, os.W_OK):
+                return f"{self.root / part} is not writable"
+        return None
+
     # ---- serving, for the API's routes ---------------------------------------------------
 
     def begin_upload(

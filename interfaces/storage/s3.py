@@ -64,6 +64,15 @@ class S3Storage:
         except ClientError:
             self._client.create_bucket(Bucket=self.bucket)
 
+    def check(self) -> str | None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            return f"bucket {self.bucket}: {_code(error)}"
+        except BotoCoreError as error:
+            return f"unreachable: {type(error).__name__}"
+        return None
+
     def upload_url(self, key: str, *, content_type: str, size: int, expires_in: int) -> str:
         url: str = self._signer.generate_presigned_url(
             "put_object",

@@ -51,7 +51,8 @@ def healthz() -> HealthOut:
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 def readyz(kairos: KairosDep) -> JSONResponse:
     """Ready when the database answers, every projection is within MAX_READY_LAG events of
-    the store, no due work has waited unclaimed for a minute, and the broker answers."""
+    the store, no due work has waited unclaimed for a minute, and the broker and the media
+    storage answer."""
     checks: dict[str, object] = {}
     ready = True
     try:
@@ -68,5 +69,8 @@ def readyz(kairos: KairosDep) -> JSONResponse:
         ready = False
     checks["broker"], reachable = _broker_check(kairos.settings.redis_url)
     ready = ready and reachable
+    storage_problem = kairos.storage.check()
+    checks["mediaStorage"] = storage_problem or "ok"
+    ready = ready and storage_problem is None
     body = HealthOut(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -217,3 +217,14 @@ def test_against_s3_the_bucket_refuses_a_wrong_upload_and_kairos_a_foreign_one(
     assert system.media.payloads(UUID(str(account.organization_id)), [issued["publicUrl"]])[
         0
     ].size == len(body)
+
+
+def test_readiness_covers_the_media_storage(s3_account: tuple[Account, Any], api_url: str) -> None:
+    account, system = s3_account
+    assert httpx.get(f"{api_url}/readyz").json()["checks"]["mediaStorage"] == "ok"
+    ready = account.http.get("/readyz").json()
+    assert ready["checks"]["mediaStorage"] == "ok"
+    system.storage.bucket = "no-such-bucket"
+    not_ready = account.http.get("/readyz")
+    assert not_ready.status_code == 503
+    assert "no-such-bucket" in not_ready.json()["checks"]["mediaStorage"]
