@@ -42,9 +42,10 @@ format: .venv/.synced
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
 
-bench: .venv/.synced  ## prints figures; never part of pass/fail
+bench: .venv/.synced tools/s3server/.venv/.synced  ## prints figures; never part of pass/fail
 	$(UV) run python -m bench
 	$(UV) run python -m bench.publishing
+	$(UV) run python -m bench.media
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
