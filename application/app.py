@@ -29,7 +29,8 @@ class KairosApplication(Application[UUID]):
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Save, handing the recorder the due-work changes the pending events imply."""
         pending = [e for obj in objs if isinstance(obj, Aggregate) for e in obj.pending_events]
-        changes = due_changes(pending)
+        providers = {obj.id: obj.provider for obj in objs if isinstance(obj, Integration)}
+        changes = due_changes(pending, providers)
         if changes:
             kwargs["due_changes"] = changes
         return super().save(*objs, **kwargs)

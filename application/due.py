@@ -1,20 +1,22 @@
 """Future work derived from events, written in the same transaction as the events.
 
 Every event that creates work for later (a post scheduled at T, a delivery to retry at T,
-an in-doubt publish to reconcile) upserts a row of the due-work table; every event that ends
-or cancels it deletes the row. Because the recorder writes these rows inside the events'
+an in-doubt publish to reconcile, a token to refresh before it expires, an account's daily
+health check) upserts a row of the due-work table; every event that ends or cancels it
+deletes the row. Because the recorder writes these rows inside the events'
 own transaction, no work is ever missed or orphaned: the store and the index cannot disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from domain.integration import Integration
 from domain.post import Post
 
 DUE_CHANNEL = "kairos_due"
@@ -29,6 +31,40 @@ class WorkKind(StrEnum):
     """Start publishing a post (due at its scheduled time)."""
     DELIVER = "deliver"
     """Publish a post to one account, or settle an attempt whose outcome is unknown."""
+    REFRESH = "refresh"
+    """Renew an account's access token shortly before it expires (subject: the integration)."""
+    HEALTH_CHECK = "health_check"
+    """Make a cheap authenticated call to prove the account still works (daily)."""
+    EXPIRY_WARNING = "expiry_warning"
+    """A week before a long-lived token expires: renew it, or warn that it will end."""
+
+
+ACCOUNT_WORK = frozenset({WorkKind.REFRESH, WorkKind.HEALTH_CHECK, WorkKind.EXPIRY_WARNING})
+"""Kinds whose subject is an integration rather than a post."""
+
+REFRESH_MARGINS: Mapping[str, timedelta] = {
+    "twitter": timedelta(minutes=10),
+    "tiktok": timedelta(minutes=30),
+    "instagram": timedelta(days=1),
+}
+"""How long before its access token expires an account is refreshed, per provider."""
+DEFAULT_REFRESH_MARGIN = timedelta(minutes=10)
+HEALTH_CHECK_EVERY = timedelta(hours=24)
+RECHECK_AFTER_ERROR = timedelta(hours=1)
+EXPIRY_WARNING_LEAD = timedelta(days=7)
+"""How far ahead the owner hears that a connection which cannot renew itself will end."""
+
+
+def refresh_margin(provider: str | None) -> timedelta:
+    return REFRESH_MARGINS.get(provider or "", DEFAULT_REFRESH_MARGIN)
+
+
+def refresh_due_at(provider: str | None, issued_at: datetime, expires_at: datetime) -> datetime:
+    """When to refresh a token issued at ``issued_at``: the provider's margin before it
+    expires, but never before half its lifetime has passed, so a platform (or a simulator)
+    handing out tokens shorter than the margin does not get refreshed in a tight loop."""
+    lifetime = max(expires_at - issued_at, timedelta(0))
+    return expires_at - min(refresh_margin(provider), lifetime / 2)
 
 
 @dataclass(frozen=True)
@@ -40,11 +76,20 @@ class DueChange:
     """``None`` deletes the row: the work is done or cancelled."""
 
 
-def due_changes(events: Iterable[Any]) -> list[DueChange]:
-    """The rows the given events add, move or remove; the last word on each row wins."""
+def due_changes(
+    events: Iterable[Any], providers: Mapping[UUID, str] | None = None
+) -> list[DueChange]:
+    """The rows the given events add, move or remove; the last word on each row wins.
+
+    ``providers`` names the platform of each integration among the events' originators (only
+    ``IntegrationConnected`` carries it), for the per-provider refresh margin."""
     latest: dict[tuple[WorkKind, UUID, str], DueChange] = {}
+    known = dict(providers or {})
     for event in events:
-        for change in _changes_of(event):
+        if isinstance(event, Integration.IntegrationConnected):
+            known.setdefault(event.originator_id, event.provider)
+        provider = known.get(event.originator_id)
+        for change in [*_changes_of(event), *_integration_changes(event, provider)]:
             latest[(change.kind, change.subject_id, change.key)] = change
     # A fixed order, so concurrent transactions lock index rows in the same sequence.
     return sorted(latest.values(), key=lambda c: (c.kind, str(c.subject_id), c.key))
@@ -77,4 +122,51 @@ def _changes_of(event: Any) -> Sequence[DueChange]:
             return [deliver(event.account_id, None)]
         case Post.RepublishRequested():
             return [deliver(a, event.timestamp) for a in event.account_ids]
+    return []
+
+
+def _integration_changes(event: Any, provider: str | None) -> Sequence[DueChange]:
+    integration_id: UUID = event.originator_id
+    at: datetime = event.timestamp
+
+    def row(kind: WorkKind, due_at: datetime | None) -> DueChange:
+        return DueChange(kind, integration_id, "", due_at)
+
+    def token_rows(expires_at: datetime | None) -> list[DueChange]:
+        if expires_at is None:  # a token that never expires needs no renewing
+            return [row(WorkKind.REFRESH, None), row(WorkKind.EXPIRY_WARNING, None)]
+        warn_at = expires_at - EXPIRY_WARNING_LEAD
+        return [
+            row(WorkKind.REFRESH, refresh_due_at(provider, at, expires_at)),
+            # Only long-lived tokens: a short one is renewed (or found unrenewable) by its
+            # refresh long before a week's notice could matter.
+            row(WorkKind.EXPIRY_WARNING, warn_at if warn_at > at else None),
+        ]
+
+    def ended() -> list[DueChange]:
+        return [row(kind, None) for kind in sorted(ACCOUNT_WORK)]
+
+    match event:
+        case Integration.IntegrationConnected() | Integration.IntegrationReconnected():
+            return [
+                *token_rows(event.token_expires_at),
+                row(WorkKind.HEALTH_CHECK, at + HEALTH_CHECK_EVERY),
+            ]
+        case Integration.TokenRefreshed():
+            # The daily check stays where it is: X refreshes every two hours, and moving the
+            # check with each refresh would put it off forever.
+            return token_rows(event.token_expires_at)
+        case Integration.IntegrationChecked():
+            return [row(WorkKind.HEALTH_CHECK, at + HEALTH_CHECK_EVERY)]
+        case Integration.IntegrationErrored():
+            changes = [row(WorkKind.HEALTH_CHECK, at + RECHECK_AFTER_ERROR)]
+            if event.operation == "refresh":  # the refresh row takes over the renewal
+                changes.append(row(WorkKind.EXPIRY_WARNING, None))
+            return changes
+        case Integration.RefreshRetryScheduled():
+            return [row(WorkKind.REFRESH, event.retry_at)]
+        case Integration.ConnectionExpiringSoon():
+            return [row(WorkKind.EXPIRY_WARNING, None)]
+        case Integration.TokenExpired() | Integration.IntegrationDisconnected():
+            return ended()
     return []

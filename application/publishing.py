@@ -45,6 +45,8 @@ from domain.text import without_links
 
 PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
 SAVE_RETRIES = 10
+_jitter = random.Random()  # noqa: S311 - jitter, not security
+"""Our own generator: the global one is shared state (and a test framework watches it)."""
 SETTLE_SEARCH_LIMIT = 1000
 """Posts read back, across pages, when settling an attempt whose outcome is unknown."""
 
@@ -429,7 +431,7 @@ class PublishingService:
     def _backoff(self, attempts: int) -> timedelta:
         base = self.policy.first_backoff * (2 ** max(attempts - 1, 0))
         capped: timedelta = min(base, self.policy.max_backoff)
-        jitter = 0.5 + random.random() / 2  # noqa: S311 - jitter, not security
+        jitter = 0.5 + _jitter.random() / 2
         return capped * jitter
 
     def _save(self, *aggregates: Aggregate) -> bool:

@@ -41,6 +41,7 @@ class Integration(Aggregate):
         status: IntegrationStatus
         active: bool
         last_error: str | None
+        expiry_warned_for: datetime | None
 
     @staticmethod
     def create_id(organization_id: UUID, provider: str, external_account_id: str) -> UUID:
@@ -76,6 +77,7 @@ class Integration(Aggregate):
             integration.status = IntegrationStatus.CONNECTED
             integration.active = True
             integration.last_error = None
+            integration.expiry_warned_for = None
 
     class IntegrationReconnected(Aggregate.Event):
         """The user authorized again: a new credential replaces the old one."""
@@ -97,6 +99,7 @@ class Integration(Aggregate):
             aggregate.scopes = list(self.scopes)
             aggregate.status = IntegrationStatus.CONNECTED
             aggregate.last_error = None
+            aggregate.expiry_warned_for = None
 
     class TokenRefreshed(Aggregate.Event):
         class_version = 1
@@ -124,6 +127,17 @@ class Integration(Aggregate):
             aggregate.status = IntegrationStatus.ERROR
             aggregate.last_error = f"{self.operation}: {self.message}"
 
+    class RefreshRetryScheduled(Aggregate.Event):
+        """The next refresh is due at ``retry_at``: after a failure that may pass (platform
+        down, rate limit; the ``IntegrationErrored`` before says which), or at the expiry of
+        a token that cannot be renewed, when the account is recorded expired."""
+
+        class_version = 1
+        retry_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            pass
+
     class IntegrationChecked(Aggregate.Event):
         """The daily health check's cheap authenticated call succeeded."""
 
@@ -142,7 +156,7 @@ class Integration(Aggregate):
         expires_at: datetime
 
         def apply(self, aggregate: Any) -> None:
-            pass
+            aggregate.expiry_warned_for = self.expires_at
 
     class IntegrationDeactivated(Aggregate.Event):
         class_version = 1
@@ -228,13 +242,25 @@ class Integration(Aggregate):
         self._require_not_disconnected()
         self.trigger_event(self.IntegrationErrored, operation=operation, message=message)
 
+    def record_refresh_failed(self, *, message: str, retry_at: datetime) -> None:
+        """A refresh that may work later: the error is on record and a retry is due."""
+        self.record_error(operation="refresh", message=message)
+        self.retry_refresh_at(retry_at)
+
+    def retry_refresh_at(self, retry_at: datetime) -> None:
+        self._require_not_disconnected()
+        self.trigger_event(self.RefreshRetryScheduled, retry_at=retry_at)
+
     def record_checked(self) -> None:
         self._require_not_disconnected()
         self.trigger_event(self.IntegrationChecked)
 
     def warn_expiring(self, expires_at: datetime) -> None:
+        """Warn once per expiry: a second warning about the same moment records nothing."""
         self._require_not_disconnected()
-        self.trigger_event(self.ConnectionExpiringSoon, expires_at=expires_at)
+        # ``getattr``: snapshots taken before this attribute existed do not carry it.
+        if getattr(self, "expiry_warned_for", None) != expires_at:
+            self.trigger_event(self.ConnectionExpiringSoon, expires_at=expires_at)
 
     def deactivate(self) -> None:
         if self.active:

@@ -15,10 +15,13 @@ import dramatiq
 
 from application.due import WorkKind
 from application.publishing import PublishingService
+from application.upkeep import AccountUpkeep
 
 START_QUEUE = "publish"
 DELIVER_QUEUE = "deliver"
-QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE})
+ACCOUNTS_QUEUE = "accounts"
+"""Refreshes, health checks and expiry warnings: never queued behind a burst of posts."""
+QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE, ACCOUNTS_QUEUE})
 """Deliveries have their own queue, so a burst of starts does not hold them back."""
 TIME_LIMIT_MS = 5 * 60 * 1000
 
@@ -28,20 +31,42 @@ class Actors:
     broker: dramatiq.Broker
     start_publishing: dramatiq.Actor
     deliver: dramatiq.Actor
+    keep_account: dramatiq.Actor
 
     def send(self, kind: WorkKind, subject_id: UUID, key: str) -> None:
-        if kind is WorkKind.PUBLISH:
-            self.start_publishing.send(str(subject_id))
-        else:
-            self.deliver.send(str(subject_id), key)
+        match kind:
+            case WorkKind.PUBLISH:
+                self.start_publishing.send(str(subject_id))
+            case WorkKind.DELIVER:
+                self.deliver.send(str(subject_id), key)
+            case WorkKind.REFRESH | WorkKind.HEALTH_CHECK | WorkKind.EXPIRY_WARNING:
+                self.keep_account.send(kind.value, str(subject_id))
 
 
-def register_actors(broker: dramatiq.Broker, publishing: Callable[[], PublishingService]) -> Actors:
+def register_actors(
+    broker: dramatiq.Broker,
+    publishing: Callable[[], PublishingService],
+    upkeep: Callable[[], AccountUpkeep | None] = lambda: None,
+) -> Actors:
+    """Every actor is registered, so any process can send any message; a process without
+    ``upkeep`` must not consume ``ACCOUNTS_QUEUE`` (``workers/runtime.py`` sees to it)."""
+
     def start_publishing(post_id: str) -> None:
         publishing().start(UUID(post_id))
 
     def deliver(post_id: str, account_id: str) -> None:
         publishing().deliver(UUID(post_id), account_id)
+
+    def keep_account(kind: str, integration_id: str) -> None:
+        service = upkeep()
+        if service is None:
+            raise RuntimeError("this worker was started without the account upkeep service")
+        work = {
+            WorkKind.REFRESH: service.refresh,
+            WorkKind.HEALTH_CHECK: service.health_check,
+            WorkKind.EXPIRY_WARNING: service.warn_expiry,
+        }[WorkKind(kind)]
+        work(UUID(integration_id))
 
     options = {"broker": broker, "max_retries": 0, "time_limit": TIME_LIMIT_MS}
     return Actors(
@@ -50,4 +75,7 @@ def register_actors(broker: dramatiq.Broker, publishing: Callable[[], Publishing
             start_publishing, actor_name="start_publishing", queue_name=START_QUEUE, **options
         ),
         deliver=dramatiq.actor(deliver, actor_name="deliver", queue_name=DELIVER_QUEUE, **options),
+        keep_account=dramatiq.actor(
+            keep_account, actor_name="keep_account", queue_name=ACCOUNTS_QUEUE, **options
+        ),
     )

@@ -9,6 +9,7 @@ ends, because only the events that finish the work delete the row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -146,5 +147,9 @@ class Dispatcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        # Wake the loop from its LISTEN wait (up to the wake horizon) so it stops now, before
+        # the database may go away under it. Other dispatchers just look again.
+        with contextlib.suppress(Exception), self._datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("NOTIFY {0}").format(Identifier(DUE_CHANNEL)))
         if self._thread is not None:
             self._thread.join(timeout)

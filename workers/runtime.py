@@ -14,7 +14,8 @@ from dramatiq.brokers.stub import StubBroker
 from eventsourcing.postgres import PostgresDatastore
 
 from application.publishing import PublishingService
-from workers.actors import QUEUES, Actors, register_actors
+from application.upkeep import AccountUpkeep
+from workers.actors import ACCOUNTS_QUEUE, QUEUES, Actors, register_actors
 from workers.dispatcher import Dispatcher
 
 
@@ -34,9 +35,13 @@ class Pipeline:
         redis_url: str | None,
         *,
         lease: timedelta = timedelta(seconds=30),
+        upkeep: AccountUpkeep | None = None,
     ) -> None:
+        """Without ``upkeep`` the workers leave account work (refreshes, health checks) to
+        processes that have it; the dispatcher still sends it."""
         self.broker = make_broker(redis_url)
-        self.actors: Actors = register_actors(self.broker, lambda: publishing)
+        self.actors: Actors = register_actors(self.broker, lambda: publishing, lambda: upkeep)
+        self.queues = QUEUES if upkeep is not None else QUEUES - {ACCOUNTS_QUEUE}
         self.dispatcher = Dispatcher(datastore, self.actors.send, lease=lease, backlog=self.backlog)
         self._worker: dramatiq.Worker | None = None
 
@@ -50,7 +55,7 @@ class Pipeline:
         return 0
 
     def start_workers(self, threads: int = 8) -> None:
-        self._worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)
+        self._worker = dramatiq.Worker(self.broker, queues=set(self.queues), worker_threads=threads)
         self._worker.start()
 
     def start_dispatcher(self) -> None:

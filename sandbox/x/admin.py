@@ -18,11 +18,14 @@ from sandbox.x.config import (
     FAIL_STATUSES,
     FAULT_ENDPOINTS,
     FAULT_KEYS,
+    USER_TOKEN_KEYS,
     EndpointFault,
+    UserTokens,
     public_config,
 )
 from sandbox.x.db import Media
 from sandbox.x.media import processing_info
+from sandbox.x.oauth import USERNAME_RE
 from sandbox.x.state import XSim
 
 _RATES = ("fail_rate", "drop_response_rate")
@@ -81,8 +84,12 @@ def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> st
             ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
         elif key == "drop_response_mode":
             ok = value in ("abort", "503")
-        elif key == "fail_status":
+        elif key in ("fail_status", "refresh_fail_status"):
             ok = value in FAIL_STATUSES
+        elif isinstance(config, UserTokens) and key in ("access_token_ttl", "refresh_token_ttl"):
+            ok = value is None or (
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            )
         elif key == "client_type":
             ok = value in ("confidential", "public")
         elif key == "redirect_uris":
@@ -196,18 +203,77 @@ def build_admin_router(sim: XSim) -> APIRouter:
         sim.clock.advance(float(seconds))
         return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
 
+    router.include_router(_user_routes(sim))
+    return router
+
+
+def _user_routes(sim: XSim) -> APIRouter:
+    """Per-user knobs: token lifetimes, refresh failures, revocation."""
+    router = APIRouter()
+
+    def user_tokens(user_id: str) -> dict[str, Any]:
+        return {
+            **asdict(sim.user_tokens.get(user_id, UserTokens())),
+            "refresh_requests": sim.refresh_requests[user_id],
+        }
+
     @router.get("/users/{username}")
     async def get_user(username: str) -> Response:
         user = sim.store.find_user(username)
         if user is None:
             return JSONResponse({"error": "no such user"}, status_code=404)
-        return JSONResponse({"id": user.id, "username": user.username, "name": user.name})
+        return JSONResponse(
+            {
+                "id": user.id,
+                "username": user.username,
+                "name": user.name,
+                "tokens": user_tokens(user.id),
+            }
+        )
+
+    @router.post("/users/{username}/tokens")
+    async def set_user_tokens(username: str, request: Request) -> Response:
+        """Per-user token lifetimes and refresh failures; a user not seen yet is created,
+        so its very first tokens can be short-lived."""
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not USERNAME_RE.match(username):
+            return _bad("usernames are 1 to 15 letters, digits or underscores")
+        user = sim.store.get_or_create_user(username, sim.now())
+        with sim.lock:
+            knobs = dataclasses.replace(sim.user_tokens.get(user.id, UserTokens()))
+            error = _apply(knobs, body, USER_TOKEN_KEYS)
+            if error:
+                return _bad(error)
+            sim.user_tokens[user.id] = knobs
+        return JSONResponse(user_tokens(user.id))
+
+    @router.delete("/users/{username}/tokens")
+    async def clear_user_tokens(username: str) -> Response:
+        user = sim.store.find_user(username)
+        if user is not None:
+            with sim.lock:
+                sim.user_tokens.pop(user.id, None)
+        return JSONResponse(asdict(UserTokens()))
 
     @router.post("/users/{username}/revoke")
-    async def revoke_user(username: str) -> Response:
+    async def revoke_user(username: str, request: Request) -> Response:
+        """Revoke every grant of the user (``{"tokens": "all"}``, the default), or only its
+        refresh tokens (``{"tokens": "refresh"}``): access tokens then work until they expire
+        and nothing can renew them."""
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        which = body.get("tokens", "all")
+        if set(body) - {"tokens"} or which not in ("all", "refresh"):
+            return _bad('expected {"tokens": "all" | "refresh"}')
         user = sim.store.find_user(username)
         if user is None:
             return JSONResponse({"error": "no such user"}, status_code=404)
+        if which == "refresh":
+            count = sim.store.revoke_user_refresh_tokens(user.id, sim.now())
+            return JSONResponse({"revoked_refresh_tokens": count})
         revoked = sim.store.revoke_user(user.id, sim.now())
         return JSONResponse({"revoked_grants": revoked})
 

@@ -144,6 +144,24 @@ ENDPOINT_FAULT_KEYS = tuple(f.name for f in fields(EndpointFault))
 
 
 @dataclass
+class UserTokens:
+    """One user's token knobs (``POST /_sandbox/users/{username}/tokens``), on top of the
+    global ones: shorten this account's token lifetimes, or make its refreshes fail, without
+    touching any other account sharing the simulator."""
+
+    #: Lifetimes of the tokens issued to this user from now on (``None``: the global ones).
+    access_token_ttl: int | None = None
+    refresh_token_ttl: int | None = None
+    #: The user's next N refresh requests fail with ``refresh_fail_status``; the refresh
+    #: token is not spent, as when the platform is down.
+    refresh_failures: int = 0
+    refresh_fail_status: int = 503
+
+
+USER_TOKEN_KEYS = tuple(f.name for f in fields(UserTokens))
+
+
+@dataclass
 class Faults:
     """Decides, per request, whether to inject a failure."""
 

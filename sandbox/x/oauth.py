@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from sandbox.x.api import injected_failure
 from sandbox.x.config import KNOWN_SCOPES, XSimConfig
 from sandbox.x.problems import XJSONResponse, server_error
 from sandbox.x.state import XSim
@@ -204,10 +205,10 @@ class OAuthRoutes:
             return config.client_id
         return None
 
-    def token_response(self, tokens: IssuedTokens) -> JSONResponse:
+    def token_response(self, tokens: IssuedTokens, access_ttl: int) -> JSONResponse:
         body: dict[str, object] = {
             "token_type": "bearer",
-            "expires_in": self.config.access_token_ttl,
+            "expires_in": access_ttl,
             "access_token": tokens.access_token,
             "scope": " ".join(tokens.scopes),
         }
@@ -235,21 +236,24 @@ class OAuthRoutes:
         if grant_type == "authorization_code":
             return self._exchange_code(client_id, form)
         if grant_type == "refresh_token":
-            refresh_token = form.get("refresh_token", "")
-            if not refresh_token:
-                return _token_error(BAD_TOKEN)
-            config = self.config
-            outcome_, rotated = self.sim.store.rotate_refresh(
-                refresh_token,
-                client_id,
-                self.sim.now(),
-                config.access_token_ttl,
-                config.refresh_token_ttl,
-            )
-            if outcome_ is not RefreshOutcome.OK or rotated is None:
-                return _token_error(BAD_TOKEN)
-            return self.token_response(rotated)
+            return self._refresh(client_id, form.get("refresh_token", ""))
         return _token_error("Value passed for the grant type was invalid.")
+
+    def _refresh(self, client_id: str, refresh_token: str) -> Response:
+        if not refresh_token:
+            return _token_error(BAD_TOKEN)
+        user_id = self.sim.store.refresh_token_user(refresh_token)
+        if user_id is not None:
+            failure = self.sim.count_refresh(user_id)
+            if failure is not None:  # the platform is down: nothing is spent
+                return injected_failure(failure, dict(NO_STORE))
+        access_ttl, refresh_ttl = self.sim.token_ttls(user_id or "")
+        outcome, rotated = self.sim.store.rotate_refresh(
+            refresh_token, client_id, self.sim.now(), access_ttl, refresh_ttl
+        )
+        if outcome is not RefreshOutcome.OK or rotated is None:
+            return _token_error(BAD_TOKEN)
+        return self.token_response(rotated, access_ttl)
 
     def _exchange_code(self, client_id: str, form: Mapping[str, str]) -> Response:
         store, now = self.sim.store, self.sim.now()
@@ -269,10 +273,9 @@ class OAuthRoutes:
         ):
             return _token_error(BAD_CODE)
         family = store.start_family(code, grant.user_id, client_id, grant.scopes, now)
-        issued = store.issue_tokens(
-            family, now, self.config.access_token_ttl, self.config.refresh_token_ttl
-        )
-        return self.token_response(issued)
+        access_ttl, refresh_ttl = self.sim.token_ttls(grant.user_id)
+        issued = store.issue_tokens(family, now, access_ttl, refresh_ttl)
+        return self.token_response(issued, access_ttl)
 
     async def revoke(self, request: Request) -> Response:
         outcome = await self._client_form(request)

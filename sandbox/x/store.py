@@ -236,6 +236,28 @@ class XStore(Database):
                     (now, digest(token)),
                 )
 
+    def refresh_token_user(self, refresh_token: str) -> str | None:
+        """The id of the user a refresh token was issued to, spent or not."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT f.user_id FROM tokens t JOIN families f ON f.id = t.family_id"
+                " WHERE t.token_hash = ? AND t.kind = 'refresh'",
+                (digest(refresh_token),),
+            ).fetchone()
+        return None if row is None else str(row["user_id"])
+
+    def revoke_user_refresh_tokens(self, user_id: str, now: float) -> int:
+        """Revoke the user's live refresh tokens only: access tokens keep working until they
+        expire, then nothing can renew them (as when a user removes an app's offline access)."""
+        with self._tx() as db:
+            revoked = db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE kind = 'refresh' AND revoked_at IS NULL"
+                " AND spent_at IS NULL AND family_id IN"
+                " (SELECT id FROM families WHERE user_id = ? AND revoked_at IS NULL)",
+                (now, user_id),
+            ).rowcount
+        return int(revoked)
+
     def revoke_user(self, user_id: str, now: float) -> int:
         with self._tx() as db:
             families = [

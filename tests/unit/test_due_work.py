@@ -235,24 +235,237 @@ def test_republishing_adds_a_deliver_row_due_now_for_each_failed_account_only() 
     assert due_changes(events) == [deliver_row(TIKTOK, events[0].timestamp)]
 
 
-def test_integration_events_create_no_work() -> None:
-    integration = Integration.connect(
+# --- connected accounts ------------------------------------------------------------------------
+
+ACCOUNT = UUID("00000000-0000-4000-8000-0000000000a1")
+REFRESH = WorkKind.REFRESH
+HEALTH = WorkKind.HEALTH_CHECK
+WARNING = WorkKind.EXPIRY_WARNING
+IntegrationCommand = Callable[[Integration], object]
+
+
+def connected(
+    expires_in: timedelta | None = timedelta(hours=2), provider: str = "twitter"
+) -> Integration:
+    """A freshly connected account whose token expires ``expires_in`` from now."""
+    return Integration.connect(
         organization_id=ORG,
-        provider="twitter",
+        provider=provider,
         external_account_id="123",
         account_name="kairos",
         display_name="Kairos",
         avatar_url=None,
         credential_id=UUID("00000000-0000-4000-8000-0000000000c1"),
-        token_expires_at=None,
+        token_expires_at=None if expires_in is None else datetime.now(UTC) + expires_in,
         scopes=[],
         capabilities=[],
     )
-    integration.record_token_expired("revoked")
-    integration.disconnect()
-    events = list(integration.collect_events())
-    assert len(events) == 3
+
+
+def account_saved(integration: Integration, *steps: IntegrationCommand) -> list[Event]:
+    """The events of one save: whatever ``integration`` has pending, then ``steps``."""
+    for step in steps:
+        step(integration)
+    return list(integration.collect_events())
+
+
+def account_row(kind: WorkKind, due_at: datetime | None) -> DueChange:
+    return DueChange(kind, Integration.create_id(ORG, "twitter", "123"), "", due_at)
+
+
+def connected_event(integration: Integration) -> Integration.IntegrationConnected:
+    (event,) = account_saved(integration)
+    assert isinstance(event, Integration.IntegrationConnected)
+    return event
+
+
+def expiry_of(event: Integration.IntegrationConnected) -> datetime:
+    assert event.token_expires_at is not None
+    return event.token_expires_at
+
+
+def rows_by_kind(changes: list[DueChange]) -> dict[WorkKind, datetime | None]:
+    assert len({(c.subject_id, c.key) for c in changes}) <= 1
+    return {c.kind: c.due_at for c in changes}
+
+
+def in_two_hours() -> datetime:
+    """Two hours after the events about to be recorded (the library stamps them "now")."""
+    return datetime.now(UTC) + timedelta(hours=2)
+
+
+def test_connecting_schedules_the_refresh_before_expiry_and_the_daily_check() -> None:
+    event = connected_event(connected(timedelta(hours=2)))
+    expires_at = expiry_of(event)
+
+    assert due_changes([event]) == [
+        account_row(WARNING, None),  # a two-hour token renews itself long before a week
+        account_row(HEALTH, event.timestamp + timedelta(hours=24)),
+        account_row(REFRESH, expires_at - timedelta(minutes=10)),
+    ]
+
+
+def test_a_token_that_never_expires_needs_no_refresh_but_still_a_daily_check() -> None:
+    event = connected_event(connected(None))
+    assert rows_by_kind(due_changes([event])) == {
+        WARNING: None,
+        HEALTH: event.timestamp + timedelta(hours=24),
+        REFRESH: None,
+    }
+
+
+def test_a_token_shorter_than_twice_the_margin_is_refreshed_at_half_its_lifetime() -> None:
+    event = connected_event(connected(timedelta(seconds=4)))
+    expires_at = expiry_of(event)
+    half_life = (expires_at - event.timestamp) / 2
+    assert timedelta(seconds=1.9) < half_life < timedelta(seconds=2.1)
+    assert rows_by_kind(due_changes([event]))[REFRESH] == expires_at - half_life
+
+
+@pytest.mark.parametrize(
+    ("provider", "margin"),
+    [
+        ("twitter", timedelta(minutes=10)),
+        ("tiktok", timedelta(minutes=30)),
+        ("mastodon", timedelta(minutes=10)),
+    ],
+)
+def test_the_refresh_margin_is_the_providers(provider: str, margin: timedelta) -> None:
+    event = connected_event(connected(timedelta(hours=24), provider=provider))
+    assert rows_by_kind(due_changes([event]))[REFRESH] == expiry_of(event) - margin
+
+
+def test_later_events_take_the_provider_from_the_saved_aggregates() -> None:
+    integration = connected(timedelta(hours=24), provider="tiktok")
+    integration.collect_events()
+    later = datetime.now(UTC) + timedelta(hours=30)
+    (refreshed,) = account_saved(
+        integration, lambda i: i.record_token_refreshed(token_expires_at=later)
+    )
+
+    tiktok = rows_by_kind(due_changes([refreshed], {integration.id: "tiktok"}))
+    unknown = rows_by_kind(due_changes([refreshed]))
+
+    assert tiktok[REFRESH] == later - timedelta(minutes=30)
+    assert unknown[REFRESH] == later - timedelta(minutes=10)
+
+
+def test_a_long_lived_token_gets_an_expiry_warning_a_week_ahead() -> None:
+    event = connected_event(connected(timedelta(days=60)))
+    expires_at = expiry_of(event)
+    rows = rows_by_kind(due_changes([event]))
+    assert rows[WARNING] == expires_at - timedelta(days=7)
+    assert rows[REFRESH] == expires_at - timedelta(minutes=10)
+
+
+def test_reconnecting_schedules_like_connecting() -> None:
+    integration = connected(timedelta(hours=2))
+    integration.collect_events()
+    expires_at = in_two_hours()
+    (reconnected,) = account_saved(
+        integration,
+        lambda i: i.reconnect(
+            account_name="kairos",
+            display_name="Kairos",
+            avatar_url=None,
+            credential_id=UUID("00000000-0000-4000-8000-0000000000c2"),
+            token_expires_at=expires_at,
+            scopes=[],
+        ),
+    )
+    assert rows_by_kind(due_changes([reconnected])) == {
+        WARNING: None,
+        HEALTH: reconnected.timestamp + timedelta(hours=24),
+        REFRESH: expires_at - timedelta(minutes=10),
+    }
+
+
+def test_a_refresh_moves_the_refresh_row_and_leaves_the_daily_check_alone() -> None:
+    integration = connected()
+    integration.collect_events()
+    expires_at = in_two_hours()
+    (refreshed,) = account_saved(
+        integration, lambda i: i.record_token_refreshed(token_expires_at=expires_at)
+    )
+    assert rows_by_kind(due_changes([refreshed])) == {
+        WARNING: None,
+        REFRESH: expires_at - timedelta(minutes=10),
+    }
+
+
+def test_a_passing_check_schedules_the_next_one_a_day_later() -> None:
+    integration = connected()
+    integration.collect_events()
+    (checked,) = account_saved(integration, Integration.record_checked)
+    assert rows_by_kind(due_changes([checked])) == {HEALTH: checked.timestamp + timedelta(hours=24)}
+
+
+def test_an_error_is_checked_again_within_the_hour() -> None:
+    integration = connected()
+    integration.collect_events()
+    (errored,) = account_saved(
+        integration, lambda i: i.record_error(operation="health_check", message="503")
+    )
+    assert rows_by_kind(due_changes([errored])) == {HEALTH: errored.timestamp + timedelta(hours=1)}
+
+
+def test_a_failed_refresh_is_retried_at_its_retry_time_and_checked_within_the_hour() -> None:
+    integration = connected(timedelta(days=60))
+    integration.collect_events()
+    events = account_saved(
+        integration, lambda i: i.record_refresh_failed(message="503", retry_at=RETRY_AT)
+    )
+    assert [type(e).__name__ for e in events] == ["IntegrationErrored", "RefreshRetryScheduled"]
+    assert rows_by_kind(due_changes(events)) == {
+        WARNING: None,  # the refresh row carries the renewal from here
+        HEALTH: events[0].timestamp + timedelta(hours=1),
+        REFRESH: RETRY_AT,
+    }
+
+
+def test_a_warning_ends_the_expiry_warning_row() -> None:
+    integration = connected(timedelta(days=60))
+    integration.collect_events()
+    events = account_saved(
+        integration,
+        lambda i: i.warn_expiring(IN_TWO_HOURS),
+        lambda i: i.retry_refresh_at(IN_TWO_HOURS),
+    )
+    assert rows_by_kind(due_changes(events)) == {WARNING: None, REFRESH: IN_TWO_HOURS}
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [lambda i: i.record_token_expired("revoked"), lambda i: i.disconnect()],
+    ids=["expired", "disconnected"],
+)
+def test_expiry_or_disconnection_ends_all_account_work(ending: IntegrationCommand) -> None:
+    integration = connected()
+    integration.collect_events()
+    assert rows_by_kind(due_changes(account_saved(integration, ending))) == {
+        WARNING: None,
+        HEALTH: None,
+        REFRESH: None,
+    }
+
+
+def test_activation_changes_no_rows() -> None:
+    integration = connected()
+    integration.collect_events()
+    events = account_saved(integration, Integration.deactivate, Integration.activate)
+    assert len(events) == 2
     assert due_changes(events) == []
+
+
+def test_connecting_then_expiring_in_one_save_deletes_every_row() -> None:
+    events = account_saved(connected(), lambda i: i.record_token_expired("revoked"))
+    assert rows_by_kind(due_changes(events)) == {WARNING: None, HEALTH: None, REFRESH: None}
+
+
+def test_post_and_account_rows_in_one_save_are_sorted_by_kind() -> None:
+    post_events = saved(schedule(IN_AN_HOUR))
+    changes = due_changes([*post_events, connected_event(connected(None))])
+    assert [c.kind for c in changes] == [WARNING, HEALTH, PUBLISH, REFRESH]
 
 
 # --- the last word on a row wins -----------------------------------------------------------

@@ -125,6 +125,7 @@ def every_integration_event() -> list[CanMutateAggregate[UUID]]:
     integration.record_token_refreshed(token_expires_at=None)
     integration.record_token_expired("revoked")
     integration.record_error(operation="publish", message="503")
+    integration.record_refresh_failed(message="503", retry_at=NOW + timedelta(minutes=1))
     integration.record_checked()
     integration.warn_expiring(NOW + timedelta(days=7))
     integration.deactivate()

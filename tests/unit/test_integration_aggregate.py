@@ -377,3 +377,38 @@ def test_can_publish_is_about_the_connection_not_the_active_flag() -> None:
     integration = replay(given(deactivate))
     assert integration.can_publish is True
     assert integration.active is False
+
+
+# --- refresh retries and expiry warnings ------------------------------------------------------
+
+
+def warn(at: datetime = LATER) -> Command:
+    return lambda i: i.warn_expiring(at)
+
+
+def test_a_failed_refresh_records_the_error_and_when_it_is_tried_again() -> None:
+    retry_at = EXPIRES - timedelta(minutes=9)
+    then, integration = when(
+        given(), lambda i: i.record_refresh_failed(message="HTTP 503", retry_at=retry_at)
+    )
+
+    assert facts(then) == [
+        ("IntegrationErrored", {"operation": "refresh", "message": "HTTP 503"}),
+        ("RefreshRetryScheduled", {"retry_at": retry_at}),
+    ]
+    assert integration.status is IntegrationStatus.ERROR
+    assert integration.last_error == "refresh: HTTP 503"
+
+
+def test_a_connection_is_warned_about_once_per_expiry() -> None:
+    then, integration = when(given(warn()), warn())
+    assert then == []
+    assert integration.expiry_warned_for == LATER
+
+    then, _ = when(given(warn()), warn(LATER + timedelta(days=1)))
+    assert facts(then) == [("ConnectionExpiringSoon", {"expires_at": LATER + timedelta(days=1)})]
+
+
+def test_reconnecting_rearms_the_warning() -> None:
+    then, _ = when(given(warn(), reconnect()), warn())
+    assert facts(then) == [("ConnectionExpiringSoon", {"expires_at": LATER})]

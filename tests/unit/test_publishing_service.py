@@ -384,7 +384,7 @@ class World:
 @pytest.fixture(autouse=True)
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff jitter at its maximum (1.0), so retry times are exact: 30 s, 60 s, 120 s..."""
-    monkeypatch.setattr("application.publishing.random", SimpleNamespace(random=lambda: 1.0))
+    monkeypatch.setattr("application.publishing._jitter", SimpleNamespace(random=lambda: 1.0))
 
 
 @pytest.fixture
@@ -413,8 +413,13 @@ def test_saving_hands_the_due_changes_to_the_recorder_which_popo_ignores(
     alice = world.connect("alice")
     post_id = world.schedule(alice)
 
+    connected = world.events(UUID(alice))[0].timestamp
     assert [kwargs.get("due_changes") for kwargs in seen] == [
-        None,  # the integration's events imply no work
+        [  # a token that never expires: nothing to refresh, a check tomorrow
+            DueChange(WorkKind.EXPIRY_WARNING, UUID(alice), "", None),
+            DueChange(WorkKind.HEALTH_CHECK, UUID(alice), "", connected + timedelta(hours=24)),
+            DueChange(WorkKind.REFRESH, UUID(alice), "", None),
+        ],
         [DueChange(WorkKind.PUBLISH, post_id, "", T0)],
     ]
     assert world.names(post_id) == ["PostDrafted", "PostScheduled"]
