@@ -57,9 +57,9 @@ class ReadModel(PostgresTrackingRecorder, ABC):
     @abstractmethod
     def create_statements(self) -> list[str]: ...
 
-    @abstractmethod
     def materialize(self, curs: Cursor[DictRow], aggregate_id: UUID, version: int) -> None:
-        """Write the rows of one aggregate as it stood at ``version``."""
+        """Write the rows of one aggregate as it stood at ``version`` (used by ``apply``)."""
+        raise NotImplementedError(f"{type(self).__name__} overrides apply instead")
 
     # ---- processing ---------------------------------------------------------------------
 
@@ -71,6 +71,18 @@ class ReadModel(PostgresTrackingRecorder, ABC):
         """Apply one batch atomically with its tracking row."""
         if not notifications:
             return
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            position = self._max_tracking_id(self.app.name, curs) or 0
+            if notifications[0].id <= position:
+                raise StaleBatch(f"{self.name} is already at {position}")
+            self.apply(curs, notifications)
+            self._insert_tracking(curs, Tracking(self.app.name, notifications[-1].id))
+
+    def apply(self, curs: Cursor[DictRow], notifications: Sequence[Notification]) -> None:
+        """Write what one batch changes, inside its transaction. By default each aggregate
+        the batch touched is materialised once, at its newest version in the batch; a view
+        that reacts to individual events (notifications) overrides this instead."""
         latest: dict[UUID, int] = {}
         for notification in notifications:
             if notification.topic.startswith(self.topic_prefixes):
@@ -78,14 +90,8 @@ class ReadModel(PostgresTrackingRecorder, ABC):
                 latest[aggregate_id] = max(
                     latest.get(aggregate_id, 0), notification.originator_version
                 )
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            position = self._max_tracking_id(self.app.name, curs) or 0
-            if notifications[0].id <= position:
-                raise StaleBatch(f"{self.name} is already at {position}")
-            for aggregate_id, version in latest.items():
-                self.materialize(curs, aggregate_id, version)
-            self._insert_tracking(curs, Tracking(self.app.name, notifications[-1].id))
+        for aggregate_id, version in latest.items():
+            self.materialize(curs, aggregate_id, version)
 
     def catch_up_to(self, position: int, timeout: float = 2.0) -> bool:
         """Block until this view has processed ``position``; False if the timeout passed."""
