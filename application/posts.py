@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
 from application.app import KairosApplication
+from application.collections import Collection
 from application.errors import IdempotencyKeyReused, NotFound
+from application.history import HistoryEntry, history_entries
 from application.views import PostDetails, post_details
 from domain.content_rules import MAX_MEDIA, require_valid_content
 from domain.errors import IntegrationNotUsable, InvalidField
@@ -45,6 +47,12 @@ class MediaRecorder(Protocol):
         ...
 
 
+class CollectionDirectory(Protocol):
+    """Finds one of an organization's collections (``application/collections.py``)."""
+
+    def collection(self, organization_id: UUID, collection_id: UUID) -> Collection | None: ...
+
+
 class AccountDirectory(Protocol):
     """Finds an organization's publishable accounts of one platform (a read-model query)."""
 
@@ -53,13 +61,15 @@ class AccountDirectory(Protocol):
 
 @dataclass(frozen=True)
 class PostInput:
-    """A post as a client wrote it. ``account_ids``/``platforms`` choose the targets."""
+    """A post as a client wrote it. ``account_ids``, ``platforms`` and ``collection_ids``
+    choose the targets (their union)."""
 
     content: str
     thread: list[str] = field(default_factory=list)
     media_urls: list[str] = field(default_factory=list)
     account_ids: list[UUID] | None = None
     platforms: list[str] | None = None
+    collection_ids: list[UUID] | None = None
     scheduled_at: datetime | None = None
 
 
@@ -72,6 +82,7 @@ class PostChanges:
     media_urls: list[str] | None = None
     account_ids: list[UUID] | None = None
     platforms: list[str] | None = None
+    collection_ids: list[UUID] | None = None
     scheduled_at: datetime | None = None
     unschedule: bool = False
 
@@ -83,14 +94,6 @@ class SavedPost:
     replayed: bool = False
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    type: str
-    version: int
-    timestamp: datetime
-    data: dict[str, Any]
-
-
 class PostService:
     def __init__(
         self,
@@ -98,11 +101,13 @@ class PostService:
         directory: AccountDirectory,
         clock: Callable[[], datetime],
         media: MediaRecorder | None = None,
+        collections: CollectionDirectory | None = None,
     ) -> None:
         self._app = app
         self._directory = directory
         self._clock = clock
         self._media = media
+        self._collections = collections
 
     def create(
         self,
@@ -113,7 +118,9 @@ class PostService:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> SavedPost:
-        accounts = self._resolve_targets(organization_id, given.account_ids, given.platforms)
+        accounts = self._resolve_targets(
+            organization_id, given.account_ids, given.platforms, given.collection_ids
+        )
         require_valid_content(
             content=given.content,
             thread=given.thread,
@@ -144,9 +151,15 @@ class PostService:
 
     def update(self, organization_id: UUID, post_id: UUID, changes: PostChanges) -> SavedPost:
         post = self._load(organization_id, post_id)
-        targets_changed = changes.account_ids is not None or changes.platforms is not None
+        targets_changed = (
+            changes.account_ids is not None
+            or changes.platforms is not None
+            or changes.collection_ids is not None
+        )
         accounts = (
-            self._resolve_targets(organization_id, changes.account_ids, changes.platforms)
+            self._resolve_targets(
+                organization_id, changes.account_ids, changes.platforms, changes.collection_ids
+            )
             if targets_changed
             else post.accounts
         )
@@ -210,17 +223,7 @@ class PostService:
     def history(self, organization_id: UUID, post_id: UUID) -> list[HistoryEntry]:
         """Every event of the post in order, as auditors read it; deleted posts included."""
         self._load(organization_id, post_id, include_deleted=True)
-        return [
-            HistoryEntry(
-                type=type(event).__name__,
-                version=event.originator_version,
-                timestamp=event.timestamp,
-                data={
-                    key: value for key, value in vars(event).items() if key not in _ENVELOPE_FIELDS
-                },
-            )
-            for event in self._app.history(post_id)
-        ]
+        return history_entries(self._app.history(post_id))
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -249,8 +252,13 @@ class PostService:
         organization_id: UUID,
         account_ids: list[UUID] | None,
         platforms: list[str] | None,
+        collection_ids: list[UUID] | None,
     ) -> dict[str, str]:
-        """Map every targeted integration id to its provider, refusing unusable accounts."""
+        """Map every targeted integration id to its provider.
+
+        Accounts named explicitly must be usable (an expired, disconnected or inactive one
+        is refused, naming it); platforms and collections contribute their connected,
+        active accounts and must contribute at least one."""
         accounts: dict[str, str] = {}
         for index, account_id in enumerate(account_ids or []):
             integration = self._app.get_integration(account_id)
@@ -259,44 +267,86 @@ class PostService:
             _require_publishable(integration, f"accountIds[{index}]")
             accounts[str(integration.id)] = integration.provider
         for index, name in enumerate(platforms or []):
-            provider = PROVIDER_ALIASES.get(name.lower())
-            if provider is None:
-                known = ", ".join(sorted(PROVIDER_ALIASES))
-                raise InvalidField(f"platforms[{index}]", f"unknown platform '{name}' ({known})")
-            found = False
-            for account_id in self._directory.publishable_account_ids(organization_id, provider):
-                integration = self._app.get_integration(account_id)
-                if integration is not None and integration.can_publish and integration.active:
-                    accounts[str(integration.id)] = integration.provider
-                    found = True
-            if not found:
-                label = PROVIDER_LABELS.get(provider, provider)
-                raise InvalidField(
-                    f"platforms[{index}]",
-                    f"no connected, active {label} account in this organization; connect one "
-                    f"first (GET /api/integrations/{provider}/auth)",
-                )
+            accounts.update(self._platform_accounts(organization_id, name, f"platforms[{index}]"))
+        for index, collection_id in enumerate(collection_ids or []):
+            accounts.update(
+                self._collection_accounts(organization_id, collection_id, f"collectionIds[{index}]")
+            )
         if not accounts:
             raise InvalidField(
-                "accountIds", "select at least one account (accountIds or platforms)"
+                "accountIds",
+                "select at least one account (accountIds, platforms or collectionIds)",
             )
         return accounts
 
+    def _platform_accounts(
+        self, organization_id: UUID, name: str, field_name: str
+    ) -> dict[str, str]:
+        provider = PROVIDER_ALIASES.get(name.lower())
+        if provider is None:
+            known = ", ".join(sorted(PROVIDER_ALIASES))
+            raise InvalidField(field_name, f"unknown platform '{name}' ({known})")
+        found = self._targetable(
+            organization_id, self._directory.publishable_account_ids(organization_id, provider)
+        )
+        if not found:
+            label = PROVIDER_LABELS.get(provider, provider)
+            raise InvalidField(
+                field_name,
+                f"no connected, active {label} account in this organization; connect one "
+                f"first (GET /api/integrations/{provider}/auth)",
+            )
+        return found
+
+    def _collection_accounts(
+        self, organization_id: UUID, collection_id: UUID, field_name: str
+    ) -> dict[str, str]:
+        collection = (
+            self._collections.collection(organization_id, collection_id)
+            if self._collections is not None
+            else None
+        )
+        if collection is None:
+            raise InvalidField(field_name, f"unknown collection id {collection_id}")
+        found = self._targetable(organization_id, collection.account_ids)
+        if not found:
+            raise InvalidField(
+                field_name,
+                f"the collection '{collection.name}' has no connected, active account; "
+                "reconnect or activate one of its accounts, or add one",
+            )
+        return found
+
+    def _targetable(self, organization_id: UUID, account_ids: list[UUID]) -> dict[str, str]:
+        """The accounts a group target reaches: connected (or with a passing error) and
+        active. The event store decides, not the read model that may lag behind it."""
+        found: dict[str, str] = {}
+        for account_id in account_ids:
+            integration = self._app.get_integration(account_id)
+            if (
+                integration is not None
+                and integration.organization_id == organization_id
+                and integration.can_publish
+                and integration.active
+            ):
+                found[str(integration.id)] = integration.provider
+        return found
+
 
 def _require_publishable(integration: Integration, field_name: str) -> None:
-    if integration.status is IntegrationStatus.CONNECTED:
-        return
     label = PROVIDER_LABELS.get(integration.provider, integration.provider)
     name = f"{label} account @{integration.account_name}"
     if integration.status is IntegrationStatus.DISCONNECTED:
         raise IntegrationNotUsable(field_name, f"the {name} is disconnected; connect it again")
-    raise IntegrationNotUsable(
-        field_name,
-        f"the {name} is {integration.status}; reconnect it "
-        f"(GET /api/integrations/{integration.provider}/auth) before scheduling posts to it",
-    )
-
-
-_ENVELOPE_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic"}
-)
+    if integration.status is not IntegrationStatus.CONNECTED:
+        raise IntegrationNotUsable(
+            field_name,
+            f"the {name} is {integration.status}; reconnect it "
+            f"(GET /api/integrations/{integration.provider}/auth) before scheduling posts to it",
+        )
+    if not integration.active:
+        raise IntegrationNotUsable(
+            field_name,
+            f"the {name} is inactive; activate it (PATCH /api/integrations/{integration.id} "
+            'with {"active": true}) before targeting it',
+        )

@@ -15,19 +15,25 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 
 from application.app import KairosApplication
+from application.collections import CollectionService
 from application.connections import ConnectionService
 from application.credentials import AccessTokens
 from application.identity import IdentityService
 from application.media import MediaService, MediaStorage, Probe
+from application.plans import Plans
 from application.platforms import PlatformAdapter
 from application.posts import PostService
 from application.publishing import PublishingPolicy, PublishingService
+from application.upkeep import AccountUpkeep
 from interfaces.config import Settings
+from interfaces.email import EmailOutbox, email_outbox, organization_admins
 from interfaces.platforms.x import XAdapter
+from interfaces.postgres.collections import PostgresCollections
 from interfaces.postgres.identity_store import PostgresIdentityStore
 from interfaces.postgres.locks import PostgresLocks
 from interfaces.postgres.media_assets import PostgresMediaAssets
 from interfaces.postgres.oauth_states import PostgresOAuthStateStore
+from interfaces.postgres.plans import PostgresPlans
 from interfaces.postgres.recorder import schema_lock
 from interfaces.postgres.schema import create_tables
 from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
@@ -38,6 +44,7 @@ from interfaces.storage.remote import GuardedRemoteFetcher
 from interfaces.storage.s3 import S3Storage
 from projections.base import ReadModel
 from projections.integrations import IntegrationsView
+from projections.notifications import NotificationsView
 from projections.posts import PostsView
 from projections.runner import ProjectionRunner
 
@@ -59,11 +66,17 @@ class Kairos:
     connections: ConnectionService
     posts_view: PostsView
     integrations_view: IntegrationsView
+    notifications_view: NotificationsView
     vault: PostgresCredentialVault
     publishing: PublishingService
     media: MediaService
     storage: MediaStorage
+    upkeep: AccountUpkeep
+    collections: CollectionService
+    plans: Plans
     runners: list[ProjectionRunner] = field(default_factory=list)
+    outbox: EmailOutbox | None = None
+    """Sends email notifications; None without SMTP settings."""
 
     @property
     def datastore(self) -> PostgresDatastore:
@@ -71,7 +84,7 @@ class Kairos:
 
     @property
     def views(self) -> list[ReadModel]:
-        return [self.posts_view, self.integrations_view]
+        return [self.posts_view, self.integrations_view, self.notifications_view]
 
     def start_projections(self) -> None:
         """Run one supervised runner per read model in this process."""
@@ -82,7 +95,14 @@ class Kairos:
             runner.stop()
         self.runners = []
 
+    def start_email(self) -> None:
+        """Send queued email notifications from this process (when SMTP is configured)."""
+        if self.outbox is not None and not self.outbox.alive:
+            self.outbox.start()
+
     def close(self) -> None:
+        if self.outbox is not None:
+            self.outbox.stop()
         self.stop_projections()
         self.app.close()
 
@@ -176,8 +196,15 @@ def build(
     create_tables(datastore)
     posts_view = PostsView(datastore, app)
     integrations_view = IntegrationsView(datastore, app)
+    notifications_view = NotificationsView(
+        datastore,
+        app,
+        recipients=organization_admins if settings.smtp_host else None,
+        email_max_age=settings.smtp_max_age,
+        clock=clock,
+    )
     with schema_lock(datastore):
-        for view in (posts_view, integrations_view):
+        for view in (posts_view, integrations_view, notifications_view):
             view.create_table()
     vault = PostgresCredentialVault(
         datastore, parse_keyring(settings.vault_keys.get_secret_value())
@@ -194,6 +221,8 @@ def build(
     media = MediaService(
         storage, PostgresMediaAssets(datastore), _probe, GuardedRemoteFetcher(), clock
     )
+    plans = Plans(PostgresPlans(datastore))
+    collection_store = PostgresCollections(datastore)
     connections = ConnectionService(
         app,
         adapters,
@@ -203,20 +232,28 @@ def build(
             f"{settings.callback_base}/api/integrations/{provider}/callback"
         ),
         clock=clock,
+        plans=plans,
+        accounts=integrations_view,
+        deliveries=posts_view,
+        locks=PostgresLocks(datastore),
     )
+    # One lock namespace for every refresh: publishing's and the upkeep's never race.
+    tokens = AccessTokens(app, adapters, vault, PostgresLocks(datastore), clock)
     return Kairos(
         settings=settings,
         app=app,
         identity=identity,
-        posts=PostService(app, integrations_view, clock, media),
+        posts=PostService(app, integrations_view, clock, media, collection_store),
         connections=connections,
         posts_view=posts_view,
         integrations_view=integrations_view,
+        notifications_view=notifications_view,
+        outbox=email_outbox(settings, datastore),
         vault=vault,
         publishing=PublishingService(
             app,
             adapters,
-            AccessTokens(app, adapters, vault, PostgresLocks(datastore), clock),
+            tokens,
             identity_store,
             clock,
             policy or publishing_policy(settings),
@@ -224,4 +261,7 @@ def build(
         ),
         media=media,
         storage=storage,
+        upkeep=AccountUpkeep(app, adapters, tokens, clock),
+        collections=CollectionService(app, collection_store, clock),
+        plans=plans,
     )

@@ -21,9 +21,11 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 users = typer.Typer(help="Manage users (self-hosting admin).")
 tokens = typer.Typer(help="Mint API tokens (self-hosting admin).")
 projections = typer.Typer(help="Operate read models.")
+organizations = typer.Typer(help="Manage organizations (self-hosting admin).")
 cli.add_typer(users, name="users")
 cli.add_typer(tokens, name="tokens")
 cli.add_typer(projections, name="projections")
+cli.add_typer(organizations, name="organizations")
 
 DataDir = Annotated[Path, typer.Option(help="Where kairos up keeps its data.")]
 
@@ -75,11 +77,13 @@ def api() -> None:
 
 @cli.command()
 def projector() -> None:
-    """Keep every read model caught up (run one copy; a lock makes extra copies harmless)."""
+    """Keep every read model caught up (run one copy; a lock makes extra copies harmless),
+    and send email notifications when KAIROS_SMTP_HOST is set."""
     from interfaces.bootstrap import build
 
     kairos = build(_settings())
     kairos.start_projections()
+    kairos.start_email()
     typer.echo(f"projector running: {', '.join(v.name for v in kairos.views)}")
     _wait_for_signal()
     kairos.close()
@@ -89,7 +93,8 @@ def projector() -> None:
 def worker(
     threads: Annotated[int, typer.Option(help="Concurrent deliveries in this process.")] = 8,
 ) -> None:
-    """Publishing workers: Dramatiq actors on Redis (KAIROS_REDIS_URL). Run any number."""
+    """Publishing and account upkeep workers: Dramatiq actors on Redis (KAIROS_REDIS_URL).
+    Run any number."""
     from interfaces.bootstrap import build
     from workers.runtime import Pipeline
 
@@ -98,7 +103,11 @@ def worker(
         raise typer.BadParameter("kairos worker needs KAIROS_REDIS_URL (kairos up runs in-process)")
     kairos = build(settings)
     pipeline = Pipeline(
-        kairos.publishing, kairos.datastore, settings.redis_url, lease=settings.dispatch_lease
+        kairos.publishing,
+        kairos.datastore,
+        settings.redis_url,
+        lease=settings.dispatch_lease,
+        upkeep=kairos.upkeep,
     )
     pipeline.start_workers(threads)
     typer.echo(f"worker running: {threads} threads on {settings.redis_url}")
@@ -180,6 +189,36 @@ def create_token(
     finally:
         kairos.close()
     typer.echo(issued.secret)
+
+
+@organizations.command("set-plan")
+def set_plan(
+    org: Annotated[str, typer.Option(help="The organization's id.")],
+    plan: Annotated[str, typer.Argument(help="starter, plus, pro, max or self-hosted.")],
+) -> None:
+    """Set an organization's plan: its cap on connected accounts and its features."""
+    from uuid import UUID
+
+    from application.plans import account_limit
+    from domain.errors import DomainError
+    from interfaces.bootstrap import build
+
+    try:
+        organization_id = UUID(org)
+    except ValueError:
+        raise typer.BadParameter(f"{org!r} is not an organization id", param_hint="--org") from None
+    kairos = build(_settings())
+    try:
+        chosen = kairos.plans.set_plan(organization_id, plan)
+    except DomainError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        kairos.close()
+    limit = account_limit(chosen)
+    cap = "no cap on" if limit is None else f"up to {limit}"
+    typer.echo(
+        f"organization {organization_id} is on the {chosen.label} plan: {cap} connected accounts"
+    )
 
 
 @projections.command("rebuild")

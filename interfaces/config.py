@@ -96,11 +96,46 @@ class Settings(BaseSettings):
         default=False, description="create the bucket at start-up if it is missing"
     )
 
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for email notifications; unset: notifications stay in-app",
+    )
+    smtp_port: int = Field(default=587, description="SMTP port (587 STARTTLS, 465 implicit TLS)")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if needed")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str | None = Field(
+        default=None,
+        description="From address of notification emails, e.g. 'Kairos <kairos@example.com>' "
+        "(required with smtp_host)",
+    )
+    smtp_starttls: bool = Field(
+        default=True, description="upgrade the connection with STARTTLS (ignored with smtp_ssl)"
+    )
+    smtp_ssl: bool = Field(default=False, description="connect with implicit TLS (port 465)")
+    smtp_max_attempts: int = Field(
+        default=10, ge=1, description="tries per email before it is given up as failed"
+    )
+    smtp_retry_backoff: Duration = Field(
+        default=timedelta(seconds=30),
+        description="wait before retrying a failed email; doubles per attempt up to an hour",
+    )
+    smtp_max_age: Duration = Field(
+        default=timedelta(days=1),
+        description="notifications of events older than this when projected are not emailed "
+        "(a replay or a projector back from a long outage does not mail the past)",
+    )
+
     sandbox_port: int = 8001
     x_client_id: str = "kairos-sandbox"
     x_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_api_base_url: str = "https://api.x.com"
+
+    @model_validator(mode="after")
+    def _email_needs_a_sender(self) -> Self:
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("KAIROS_SMTP_FROM must be set when KAIROS_SMTP_HOST is")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

@@ -85,8 +85,13 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
             serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port)
         )
         kairos.start_projections()
+        kairos.start_email()
         pipeline = Pipeline(
-            kairos.publishing, kairos.datastore, None, lease=kairos.settings.dispatch_lease
+            kairos.publishing,
+            kairos.datastore,
+            None,
+            lease=kairos.settings.dispatch_lease,
+            upkeep=kairos.upkeep,
         )
         pipeline.start_workers(kairos.settings.worker_threads)
         pipeline.start_dispatcher()

@@ -98,7 +98,26 @@ class IntegrationsView(ReadModel):
             )
             return [IntegrationDetails(**row) for row in curs.fetchall()]
 
+    def count_connected(self, organization_id: UUID) -> int:
+        """Accounts not disconnected, as of every event committed before the call: the
+        answer decides whether one more may connect under the plan's cap."""
+        self.catch_up_to(self.app.last_position())
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT count(*) AS connected FROM {0} "
+                    "WHERE organization_id = %s AND status <> 'disconnected'"
+                ).format(self.table("integrations")),
+                (organization_id,),
+            )
+            row = curs.fetchone()
+        return int(row["connected"]) if row else 0
+
     def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]:
+        """Connected, active accounts of the platform, as of every event committed before
+        the call: a post aimed at the platform must see an account switched on a moment
+        ago (the event store has the last word on each account found)."""
+        self.catch_up_to(self.app.last_position())
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(

@@ -20,6 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg.types.json import Jsonb, set_json_loads
 
+from application.connections import ScheduledPost
 from application.views import DeliveryResult, PostDetails, post_details
 from projections.base import ReadModel
 
@@ -177,6 +178,23 @@ class PostsView(ReadModel):
         page = [_details_from_row(row) for row in rows[:limit]]
         next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
         return page, next_cursor
+
+    def pending_posts_for_account(
+        self, organization_id: UUID, account_id: UUID
+    ) -> list[ScheduledPost]:
+        """Scheduled or publishing posts still to be delivered to the account, soonest first,
+        as of every event committed before the call: the answer decides a disconnect."""
+        self.catch_up_to(self.app.last_position())
+        query = SQL(
+            "SELECT p.id, p.scheduled_at, p.status FROM {0} p JOIN {1} d ON d.post_id = p.id "
+            "WHERE d.organization_id = %s AND d.account_id = %s "
+            "AND p.status IN ('scheduled', 'publishing') "
+            "AND d.status NOT IN ('published', 'failed') "
+            "ORDER BY p.scheduled_at NULLS LAST, p.id"
+        ).format(self.table("posts"), self.table("post_deliveries"))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (organization_id, account_id))
+            return [ScheduledPost(**row) for row in curs.fetchall()]
 
 
 def encode_cursor(created_at: datetime, post_id: UUID) -> str:

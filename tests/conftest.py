@@ -140,7 +140,13 @@ def pipeline(kairos: Any, redis_url: str) -> Iterator[Any]:
     """Dispatcher and Dramatiq workers on real Redis, in this process."""
     from workers.runtime import Pipeline
 
-    running = Pipeline(kairos.publishing, kairos.datastore, redis_url, lease=timedelta(seconds=4))
+    running = Pipeline(
+        kairos.publishing,
+        kairos.datastore,
+        redis_url,
+        lease=timedelta(seconds=4),
+        upkeep=kairos.upkeep,
+    )
     running.start_workers(threads=8)
     running.start_dispatcher()
     yield running

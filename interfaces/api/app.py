@@ -9,7 +9,15 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interfaces.api.errors import error_response, install_error_handlers
-from interfaces.api.routes import account, health, integrations, media, posts
+from interfaces.api.routes import (
+    account,
+    collections,
+    health,
+    integrations,
+    media,
+    notifications,
+    posts,
+)
 from interfaces.bootstrap import Kairos
 from interfaces.storage.local import UPLOAD_PATH
 
@@ -91,7 +99,7 @@ def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
     )
     api.state.kairos = kairos
     install_error_handlers(api)
-    for module in (health, posts, integrations, account, media):
+    for module in (health, posts, integrations, collections, account, media, notifications):
         api.include_router(module.router)
     api.include_router(integrations.callback_router)
     api.include_router(media.files_router)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from application.connections import AuthorizationFailed
+from application.connections import AccountHasScheduledPosts, AuthorizationFailed
 from application.errors import (
     AuthenticationFailed,
     Conflict,
@@ -18,6 +18,7 @@ from application.errors import (
     NotFound,
     PermissionDenied,
 )
+from application.plans import PlanLimitReached
 from domain.errors import (
     DomainError,
     IntegrationNotUsable,
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (PostAlreadyDeleted, 404),
     (AuthenticationFailed, 401),
     (PermissionDenied, 403),
+    (PlanLimitReached, 402),
     (IdempotencyKeyReused, 422),
     (PostNotEditable, 409),
     (Conflict, 409),
@@ -48,12 +50,34 @@ class Unauthorized(AuthenticationFailed):
 
 
 def error_response(
-    status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"success": False, "message": message}
     if field is not None:
         body["field"] = field
+    body.update(extra or {})
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _extra(exc: DomainError) -> dict[str, Any] | None:
+    """What some errors add to the envelope, so a client can act without another call."""
+    if isinstance(exc, AccountHasScheduledPosts):
+        return {
+            "scheduledPosts": [
+                {
+                    "id": str(post.id),
+                    "scheduledAt": post.scheduled_at.isoformat() if post.scheduled_at else None,
+                    "status": post.status,
+                }
+                for post in exc.scheduled_posts
+            ]
+        }
+    return None
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -70,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next(code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind))
         field = getattr(exc, "field", None)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, exc.message, field=field, headers=headers)
+        return error_response(status, exc.message, field=field, headers=headers, extra=_extra(exc))
 
     @app.exception_handler(RequestValidationError)
     def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

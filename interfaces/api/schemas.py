@@ -55,10 +55,16 @@ MediaUrl = Annotated[CleanStr, Field(max_length=2048)]
 PlatformName = Annotated[CleanStr, Field(max_length=40)]
 
 
+COLLECTION_IDS = "Collections whose connected, active accounts the post targets."
+
+
 class PostCreate(StrictInput):
     content: Text = Field(description="The post text (the first part of a thread on X).")
     account_ids: list[UUID] | None = Field(default=None, max_length=100)
     platforms: list[PlatformName] | None = Field(default=None, max_length=20)
+    collection_ids: list[UUID] | None = Field(
+        default=None, max_length=100, description=COLLECTION_IDS
+    )
     media_urls: list[MediaUrl] = Field(default_factory=list, max_length=20)
     thread: list[Text] = Field(default_factory=list, max_length=100)
     scheduled_at: str | None = Field(
@@ -82,6 +88,9 @@ class PostUpdate(StrictInput):
     content: Text | None = None
     account_ids: list[UUID] | None = Field(default=None, max_length=100)
     platforms: list[PlatformName] | None = Field(default=None, max_length=20)
+    collection_ids: list[UUID] | None = Field(
+        default=None, max_length=100, description=COLLECTION_IDS
+    )
     media_urls: list[MediaUrl] | None = Field(default=None, max_length=20)
     thread: list[Text] | None = Field(default=None, max_length=100)
     scheduled_at: str | None = None
@@ -222,6 +231,74 @@ class IntegrationEnvelope(Envelope):
 class AuthUrlEnvelope(Envelope):
     url: str
     provider: str
+
+
+class IntegrationUpdate(StrictInput):
+    active: Annotated[bool, Field(strict=True)] = Field(
+        description="false leaves the account out of new posts aimed at its platform or its "
+        "collections; posts already scheduled to it still publish."
+    )
+
+
+class ScheduledPostOut(Camel):
+    id: UUID
+    scheduled_at: datetime | None
+    status: PostStatusName
+
+
+class IntegrationInUseBody(ErrorBody):
+    """409 for a disconnect refused because posts are scheduled to the account."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    scheduled_posts: list[ScheduledPostOut] = Field(alias="scheduledPosts")
+
+
+class DisconnectedEnvelope(Envelope):
+    id: UUID
+    deleted: Literal[True] = True
+    integration: IntegrationOut
+    scheduled_posts: list[ScheduledPostOut] = Field(
+        description="Posts still scheduled to the account (a forced disconnect): their "
+        "delivery to it will fail, saying it is disconnected."
+    )
+
+
+class IntegrationHistoryEnvelope(Envelope):
+    integration_id: UUID
+    events: list[HistoryEvent]
+
+
+CollectionName = Annotated[CleanStr, Field(min_length=1, max_length=100)]
+
+
+class CollectionOut(Camel):
+    id: UUID
+    name: str
+    account_ids: list[UUID]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CollectionEnvelope(Envelope):
+    collection: CollectionOut
+
+
+class CollectionListEnvelope(Envelope):
+    collections: list[CollectionOut]
+
+
+class CollectionCreate(StrictInput):
+    name: CollectionName = Field(description="Unique in the organization, ignoring case.")
+    account_ids: list[UUID] = Field(default_factory=list, max_length=100)
+
+
+class CollectionRename(StrictInput):
+    name: CollectionName
+
+
+class CollectionAccountsInput(StrictInput):
+    account_ids: list[UUID] = Field(min_length=1, max_length=100)
 
 
 class LoginInput(StrictInput):

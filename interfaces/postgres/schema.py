@@ -1,4 +1,5 @@
-"""Relational tables outside the event store: identity, audit trail, OAuth states, vault.
+"""Relational tables outside the event store: identity, plans, audit trail, OAuth states,
+vault, collections.
 
 Created idempotently at start-up. Read models create their own tables (``projections/``).
 """
@@ -93,6 +94,27 @@ STATEMENTS = [
         duration_ms bigint,
         recorded_at timestamptz NOT NULL,
         PRIMARY KEY (organization_id, url))""",
+    # Plans the application knows (application/plans.py); re-created so the list can grow.
+    "ALTER TABLE organizations DROP CONSTRAINT IF EXISTS organizations_plan_known, "
+    "ADD CONSTRAINT organizations_plan_known "
+    "CHECK (plan IN ('starter', 'plus', 'pro', 'max', 'self-hosted'))",
+    # Collections: named groups of an organization's accounts (application/collections.py).
+    # Names are unique per organization regardless of case.
+    """CREATE TABLE IF NOT EXISTS collections (
+        id uuid PRIMARY KEY,
+        organization_id uuid NOT NULL REFERENCES organizations (id),
+        name text NOT NULL,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS collections_name_per_organization "
+    "ON collections (organization_id, lower(name))",
+    # Integrations are event-sourced, so members reference their ids without a foreign key.
+    """CREATE TABLE IF NOT EXISTS collection_members (
+        collection_id uuid NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+        integration_id uuid NOT NULL,
+        added_at timestamptz NOT NULL,
+        added_order bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (collection_id, integration_id))""",
 ]
 
 

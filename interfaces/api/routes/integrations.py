@@ -1,24 +1,35 @@
-"""``/api/integrations``: connected accounts, and connecting one through OAuth."""
+"""``/api/integrations``: connected accounts: connecting one through OAuth, switching it on
+and off, disconnecting it, and its history."""
 
 from __future__ import annotations
 
 import html
 import json
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from application.connections import AuthorizationFailed
+from application.connections import AuthorizationFailed, ScheduledPost
 from application.errors import NotFound
+from application.plans import PlanLimitReached
 from application.views import integration_details
+from domain.integration import Integration
 from interfaces.api.deps import KairosDep, PrincipalDep
 from interfaces.api.routes.posts import ERRORS
 from interfaces.api.schemas import (
     AuthUrlEnvelope,
+    DisconnectedEnvelope,
+    ErrorBody,
+    HistoryEvent,
     IntegrationEnvelope,
+    IntegrationHistoryEnvelope,
+    IntegrationInUseBody,
     IntegrationListEnvelope,
     IntegrationOut,
+    IntegrationUpdate,
+    ScheduledPostOut,
 )
 
 router = APIRouter(prefix="/api/integrations", tags=["integrations"], responses=ERRORS)
@@ -34,22 +45,106 @@ def list_integrations(kairos: KairosDep, principal: PrincipalDep) -> Integration
     return IntegrationListEnvelope(integrations=[IntegrationOut.model_validate(r) for r in rows])
 
 
+def _out(integration: Integration) -> IntegrationOut:
+    return IntegrationOut.model_validate(integration_details(integration))
+
+
+def _scheduled(posts: list[ScheduledPost]) -> list[ScheduledPostOut]:
+    return [ScheduledPostOut.model_validate(post) for post in posts]
+
+
 @router.get("/{integration_id}", response_model=IntegrationEnvelope)
 def get_integration(
     integration_id: UUID, kairos: KairosDep, principal: PrincipalDep
 ) -> IntegrationEnvelope:
     integration = kairos.connections.integration(principal, integration_id)
-    return IntegrationEnvelope(
-        integration=IntegrationOut.model_validate(integration_details(integration))
+    return IntegrationEnvelope(integration=_out(integration))
+
+
+@router.patch(
+    "/{integration_id}",
+    response_model=IntegrationEnvelope,
+    responses={409: {"model": ErrorBody, "description": "The account is disconnected"}},
+)
+def update_integration(
+    integration_id: UUID, body: IntegrationUpdate, kairos: KairosDep, principal: PrincipalDep
+) -> IntegrationEnvelope:
+    """``{"active": false}`` leaves the account out of new posts aimed at its platform or its
+    collections (naming it in ``accountIds`` is refused); posts already scheduled to it
+    still publish. ``{"active": true}`` takes it back."""
+    integration, _ = kairos.connections.set_active(principal, integration_id, body.active)
+    return IntegrationEnvelope(integration=_out(integration))
+
+
+@router.delete(
+    "/{integration_id}",
+    response_model=DisconnectedEnvelope,
+    responses={
+        409: {
+            "model": IntegrationInUseBody,
+            "description": "Posts are scheduled to the account; they are listed",
+        }
+    },
+)
+def disconnect_integration(
+    integration_id: UUID,
+    kairos: KairosDep,
+    principal: PrincipalDep,
+    force: Annotated[
+        bool, Query(description="Disconnect even though posts are scheduled to the account")
+    ] = False,
+) -> DisconnectedEnvelope:
+    """Disconnect the account and delete its stored credential. Refused (409, listing the
+    posts) while posts are scheduled to it, unless ``?force=true``: their delivery to this
+    account then fails, saying it is disconnected. Connecting the same account again later
+    continues the same integration."""
+    done = kairos.connections.disconnect(principal, integration_id, force=force)
+    return DisconnectedEnvelope(
+        id=integration_id,
+        integration=_out(done.integration),
+        scheduled_posts=_scheduled(done.orphaned_posts),
     )
 
 
-@router.get("/{provider}/auth", response_model=AuthUrlEnvelope)
-def authorization_url(provider: str, kairos: KairosDep, principal: PrincipalDep) -> AuthUrlEnvelope:
+@router.get("/{integration_id}/history", response_model=IntegrationHistoryEnvelope)
+def integration_history(
+    integration_id: UUID, kairos: KairosDep, principal: PrincipalDep
+) -> JSONResponse:
+    """Every event of the account, oldest first: type, version, time and data. Events
+    reference the stored credential by id; no token is ever part of them."""
+    entries = kairos.connections.history(principal, integration_id)
+    envelope = IntegrationHistoryEnvelope(
+        integration_id=integration_id,
+        events=[
+            HistoryEvent(type=e.type, version=e.version, timestamp=e.timestamp, data=e.data)
+            for e in entries
+        ],
+    )
+    return JSONResponse(envelope.model_dump(mode="json", by_alias=True))
+
+
+@router.get(
+    "/{provider}/auth",
+    response_model=AuthUrlEnvelope,
+    responses={402: {"model": ErrorBody, "description": "The plan's account cap is reached"}},
+)
+def authorization_url(
+    provider: str,
+    kairos: KairosDep,
+    principal: PrincipalDep,
+    integration_id: Annotated[
+        UUID | None,
+        Query(
+            alias="integrationId",
+            description="The account to reconnect: a reconnect is allowed at the plan's cap",
+        ),
+    ] = None,
+) -> AuthUrlEnvelope:
     """An authorization URL to open in a popup. Single-use, expires in 10 minutes."""
     if provider not in kairos.connections.providers:
         raise NotFound(f"unknown provider '{provider}'")
-    return AuthUrlEnvelope(url=kairos.connections.start(principal, provider), provider=provider)
+    url = kairos.connections.start(principal, provider, reconnect=integration_id)
+    return AuthUrlEnvelope(url=url, provider=provider)
 
 
 MAX_CALLBACK_PARAM = 2048
@@ -65,6 +160,7 @@ HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
     responses={
         200: {"description": "Connected; the page tells the opener and closes", **HTML},
         400: {"description": "Denied, expired, reused or forged authorization", **HTML},
+        402: {"description": "A new account would pass the plan's cap", **HTML},
         404: {"description": "Unknown platform", **HTML},
     },
 )
@@ -84,6 +180,8 @@ def oauth_callback(
         connected = kairos.connections.complete(provider, state=state, code=code, error=error)
     except AuthorizationFailed as exc:
         return _page(400, "Connection failed", exc.message, None)
+    except PlanLimitReached as exc:
+        return _page(402, "Plan limit reached", exc.message, None)
     message = {
         "type": "kairos:integration-connected",
         "integrationId": str(connected.integration_id),
