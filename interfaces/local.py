@@ -50,10 +50,21 @@ def development_secrets(data_dir: Path) -> dict[str, str]:
     return created
 
 
-def local_settings(data_dir: Path, port: int, sandbox_port: int) -> Settings:
+def local_settings(
+    data_dir: Path, port: int, sandbox_port: int, mailbox: tuple[str, int] | None = None
+) -> Settings:
     generated = development_secrets(data_dir)
     sandbox = f"http://127.0.0.1:{sandbox_port}/x"
+    email: dict[str, Any] = {}
+    if mailbox is not None:
+        email = {
+            "smtp_host": mailbox[0],
+            "smtp_port": mailbox[1],
+            "smtp_from": "Kairos <kairos@kairos.local>",
+            "smtp_starttls": False,
+        }
     return Settings(
+        **email,
         environment="development",
         database_url=start_embedded_postgres(data_dir / "pg"),
         secret_key=generated["secret_key"],
@@ -74,12 +85,21 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
     from sandbox.app import create_sandbox_app
     from workers.runtime import Pipeline
 
-    settings = local_settings(data_dir, port, sandbox_port)
+    mailbox = None
+    if not os.environ.get("KAIROS_SMTP_HOST"):
+        from interfaces.mailbox import LocalMailbox
+
+        mailbox = LocalMailbox(data_dir / "mail").start()
+    settings = local_settings(
+        data_dir, port, sandbox_port, (mailbox.host, mailbox.port) if mailbox else None
+    )
     kairos = build(settings)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as stack:
+        if mailbox is not None:
+            stack.callback(mailbox.stop)
         stack.callback(kairos.close)
         sandbox_url = stack.enter_context(
             serve(create_sandbox_app(data_dir / "sandbox"), sandbox_port)
@@ -124,6 +144,11 @@ def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
         f"  Sandbox X      {sandbox_url}/x",
         f"  Data           {kairos.settings.data_dir.resolve()}",
     ]
+    if not os.environ.get("KAIROS_SMTP_HOST"):
+        mail = (kairos.settings.data_dir / "mail").resolve()
+        lines.append(
+            f"  Email          saved as .eml files in {mail} (set KAIROS_SMTP_HOST to send)"
+        )
     if password is not None:
         lines.append(f"  Owner login    {OWNER_EMAIL} / {password}   (shown once)")
     lines += [

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -16,6 +17,7 @@ from typing import IO
 import httpx
 import pytest
 
+from interfaces.consent import approve
 from interfaces.serving import free_port
 from sandbox.samples import jpeg_bytes
 
@@ -140,6 +142,74 @@ def seed_media_steps(http: httpx.Client, tmp_path: Path, port: int) -> str:
     return post_id
 
 
+def wait(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def connect(http: httpx.Client, username: str) -> None:
+    """The OAuth popup, as a browser would click through it."""
+    url = http.get("/api/integrations/twitter/auth").json()["url"]
+    assert http.get(approve(url, username=username)).status_code == 200
+
+
+def account_lifecycle_steps(http: httpx.Client, sandbox_port: int, data_dir: Path) -> str:
+    """Issue 5's walk-through: with short token lifetimes in the simulator the account
+    refreshes by itself; revoking its refresh token expires it (a notification, an email);
+    a scheduled post fails for that account only; reconnect and republish."""
+    sandbox = f"http://127.0.0.1:{sandbox_port}/x/_sandbox"
+    demo = "kairos_demo"
+    httpx.post(f"{sandbox}/users/{demo}/tokens", json={"access_token_ttl": 4}).raise_for_status()
+    connect(http, demo)  # reconnecting picks up the short-lived tokens
+    connect(http, "kairos_other")
+    accounts = {i["accountName"]: i for i in http.get("/api/integrations").json()["integrations"]}
+    demo_id, other_id = accounts[demo]["id"], accounts["kairos_other"]["id"]
+
+    def refreshes() -> int:
+        events = http.get(f"/api/integrations/{demo_id}/history").json()["events"]
+        return sum(e["type"] == "TokenRefreshed" for e in events)
+
+    wait(lambda: refreshes() >= 2, "the account to refresh by itself")
+    post_id: str = http.post(
+        "/api/posts",
+        json={
+            "content": "Before the account expired",
+            "accountIds": [demo_id, other_id],
+            "scheduledAt": (datetime.now(UTC) + timedelta(seconds=8)).isoformat(),
+        },
+    ).json()["post"]["id"]
+    httpx.post(f"{sandbox}/users/{demo}/revoke", json={"tokens": "refresh"}).raise_for_status()
+    wait(
+        lambda: (
+            http.get(f"/api/integrations/{demo_id}").json()["integration"]["status"] == "expired"
+        ),
+        "the account to expire",
+    )
+    notices = http.get("/api/notifications").json()["notifications"]
+    assert any(n["kind"] == "connection_expired" for n in notices), notices
+    wait(lambda: list((data_dir / "mail").glob("*.eml")), "the email")
+    wait(
+        lambda: http.get(f"/api/posts/{post_id}").json()["post"]["status"] == "partial",
+        "the post to publish to the other account only",
+    )
+    results = {
+        r["accountId"]: r for r in http.get(f"/api/posts/{post_id}").json()["post"]["results"]
+    }
+    assert results[other_id]["status"] == "published"
+    assert "reconnect" in results[demo_id]["error"]["message"]
+
+    httpx.delete(f"{sandbox}/users/{demo}/tokens").raise_for_status()
+    connect(http, demo)
+    assert http.post(f"/api/posts/{post_id}/republish").status_code == 200
+    wait(
+        lambda: http.get(f"/api/posts/{post_id}").json()["post"]["status"] == "published",
+        "the republished post",
+    )
+    return post_id
+
+
 @pytest.fixture
 def ports() -> tuple[int, int]:
     return free_port(), free_port()
@@ -220,6 +290,7 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
         tweet = next(t for t in posted["data"] if t["text"] == "Launch day, with a picture")
         assert [m["media_type"] for m in tweet["media"]] == ["image/jpeg"]
         assert tweet["media"][0]["size"] == (tmp_path / "launch.jpg").stat().st_size
+        lifecycle_post = account_lifecycle_steps(http, sandbox_port, data_dir)
     finally:
         assert up.stop() == 0, up.output
 
@@ -239,9 +310,10 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             post_id: "scheduled",
             thread["id"]: "published",
             media_post: "published",
+            lifecycle_post: "published",
         }
         integrations = http.get("/api/integrations").json()["integrations"]
-        assert len(integrations) == 1
-        assert integrations[0]["status"] == "connected"
+        assert len(integrations) == 2
+        assert {i["status"] for i in integrations} == {"connected"}
     finally:
         assert again.stop() == 0, again.output
