@@ -22,10 +22,12 @@ users = typer.Typer(help="Manage users (self-hosting admin).")
 tokens = typer.Typer(help="Mint API tokens (self-hosting admin).")
 projections = typer.Typer(help="Operate read models.")
 organizations = typer.Typer(help="Manage organizations (self-hosting admin).")
+accounts = typer.Typer(help="Look after connected accounts (self-hosting admin).")
 cli.add_typer(users, name="users")
 cli.add_typer(tokens, name="tokens")
 cli.add_typer(projections, name="projections")
 cli.add_typer(organizations, name="organizations")
+cli.add_typer(accounts, name="accounts")
 
 DataDir = Annotated[Path, typer.Option(help="Where kairos up keeps its data.")]
 
@@ -219,6 +221,27 @@ def set_plan(
     typer.echo(
         f"organization {organization_id} is on the {chosen.label} plan: {cap} connected accounts"
     )
+
+
+@accounts.command("check")
+def check_accounts() -> None:
+    """Health-check every connected account now (refreshing tokens that need it).
+
+    Each check's event also puts the account's next refresh and daily check on the
+    due-work index, so this is how accounts connected before upkeep existed join it."""
+    from interfaces.bootstrap import build
+
+    kairos = build(_settings())
+    try:
+        ids = kairos.integrations_view.live_account_ids()
+        for integration_id in ids:
+            kairos.upkeep.health_check(integration_id)
+            after = kairos.app.get_integration(integration_id)
+            status = after.status if after is not None else "gone"
+            typer.echo(f"{integration_id}  {status}")
+        typer.echo(f"checked {len(ids)} accounts")
+    finally:
+        kairos.close()
 
 
 @projections.command("rebuild")

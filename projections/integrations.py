@@ -113,6 +113,18 @@ class IntegrationsView(ReadModel):
             row = curs.fetchone()
         return int(row["connected"]) if row else 0
 
+    def live_account_ids(self) -> list[UUID]:
+        """Every account of every organization that is connected or in error: the ones
+        upkeep looks after."""
+        self.catch_up_to(self.app.last_position())
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT id FROM {0} WHERE status IN ('connected', 'error') ORDER BY id").format(
+                    self.table("integrations")
+                )
+            )
+            return [row["id"] for row in curs.fetchall()]
+
     def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]:
         """Connected, active accounts of the platform, as of every event committed before
         the call: a post aimed at the platform must see an account switched on a moment

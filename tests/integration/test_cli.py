@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -67,3 +68,29 @@ def test_production_processes_refuse_placeholder_secrets(env: dict[str, str]) ->
     )
     assert result.exit_code != 0
     assert "KAIROS_SECRET_KEY" in str(result.exception)
+
+
+def test_accounts_check_health_checks_every_live_account_and_schedules_the_next(
+    env: dict[str, str], kairos: Any, account: Any, sandbox_url: str
+) -> None:
+    connected = account.connect_x(unique("check"))
+    sandbox = {
+        "KAIROS_X_API_BASE_URL": f"{sandbox_url}/x",
+        "KAIROS_X_AUTHORIZE_URL": f"{sandbox_url}/x/i/oauth2/authorize",
+    }
+
+    result = CliRunner().invoke(cli, ["accounts", "check"], env={**env, **sandbox})
+
+    assert result.exit_code == 0, result.output
+    assert f"{connected['id']}  connected" in result.output
+    events = [type(e).__name__ for e in kairos.app.history(UUID(connected["id"]))]
+    assert events[-1] == "IntegrationChecked"
+    with kairos.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            "SELECT due_at - now() AS wait FROM due_work "
+            "WHERE kind = 'health_check' AND subject_id = %s",
+            (UUID(connected["id"]),),
+        )
+        row = curs.fetchone()
+    assert row is not None
+    assert row["wait"].total_seconds() > 23 * 3600
