@@ -338,7 +338,7 @@ def _require_publishable(integration: Integration, field_name: str) -> None:
     name = f"{label} account @{integration.account_name}"
     if integration.status is IntegrationStatus.DISCONNECTED:
         raise IntegrationNotUsable(field_name, f"the {name} is disconnected; connect it again")
-    if integration.status is not IntegrationStatus.CONNECTED:
+    if not integration.can_publish:  # connected, or in error (which publishing still tries)
         raise IntegrationNotUsable(
             field_name,
             f"the {name} is {integration.status}; reconnect it "

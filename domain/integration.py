@@ -239,8 +239,11 @@ class Integration(Aggregate):
             self.trigger_event(self.TokenExpired, reason=reason)
 
     def record_error(self, *, operation: str, message: str) -> None:
+        """An operation failed in a way that may pass. An expired account stays expired: only
+        a reconnect (or a refresh that works) brings it back, never a late error."""
         self._require_not_disconnected()
-        self.trigger_event(self.IntegrationErrored, operation=operation, message=message)
+        if self.status is not IntegrationStatus.EXPIRED:
+            self.trigger_event(self.IntegrationErrored, operation=operation, message=message)
 
     def record_refresh_failed(self, *, message: str, retry_at: datetime) -> None:
         """A refresh that may work later: the error is on record and a retry is due."""
@@ -249,7 +252,8 @@ class Integration(Aggregate):
 
     def retry_refresh_at(self, retry_at: datetime) -> None:
         self._require_not_disconnected()
-        self.trigger_event(self.RefreshRetryScheduled, retry_at=retry_at)
+        if self.status is not IntegrationStatus.EXPIRED:
+            self.trigger_event(self.RefreshRetryScheduled, retry_at=retry_at)
 
     def record_checked(self) -> None:
         self._require_not_disconnected()
@@ -258,6 +262,8 @@ class Integration(Aggregate):
     def warn_expiring(self, expires_at: datetime) -> None:
         """Warn once per expiry: a second warning about the same moment records nothing."""
         self._require_not_disconnected()
+        if self.status is IntegrationStatus.EXPIRED:
+            return  # already expired: the owner was told that instead
         # ``getattr``: snapshots taken before this attribute existed do not carry it.
         if getattr(self, "expiry_warned_for", None) != expires_at:
             self.trigger_event(self.ConnectionExpiringSoon, expires_at=expires_at)

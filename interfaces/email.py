@@ -138,16 +138,26 @@ class SmtpSender:
 
 
 def _permanent(exc: Exception) -> bool:
-    """The server refused this very message for good (5xx): retrying will not help."""
+    """The server refused this very message for good (5xx), or it cannot be sent as
+    written: retrying will not help."""
+    if isinstance(exc, smtplib.SMTPNotSupportedError | ValueError):
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(500 <= code < 600 for code, _ in exc.recipients.values())
     return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
 def _message_error(exc: Exception) -> bool:
-    """An error about one message; the connection can carry on with the next."""
+    """An error about one message; the connection can carry on with the next. A message
+    the server cannot take as written (an address needing SMTPUTF8 it lacks, a header that
+    cannot be encoded) is its own failure, never its batch's."""
     return isinstance(
-        exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused | smtplib.SMTPDataError
+        exc,
+        smtplib.SMTPRecipientsRefused
+        | smtplib.SMTPSenderRefused
+        | smtplib.SMTPDataError
+        | smtplib.SMTPNotSupportedError
+        | ValueError,
     )
 
 
@@ -191,7 +201,7 @@ class EmailOutbox:
                     row = pending[0]
                     try:
                         send(_email(row))
-                    except (smtplib.SMTPException, OSError) as exc:
+                    except (smtplib.SMTPException, OSError, ValueError) as exc:
                         if not _message_error(exc):
                             raise
                         self._failed(row, exc)

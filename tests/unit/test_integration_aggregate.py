@@ -412,3 +412,13 @@ def test_a_connection_is_warned_about_once_per_expiry() -> None:
 def test_reconnecting_rearms_the_warning() -> None:
     then, _ = when(given(warn(), reconnect()), warn())
     assert facts(then) == [("ConnectionExpiringSoon", {"expires_at": LATER})]
+
+
+def test_a_late_error_or_retry_never_revives_an_expired_account() -> None:
+    integration = replay(given(expired()))
+    integration.record_error(operation="health_check", message="503 from the platform")
+    integration.record_refresh_failed(message="503", retry_at=EXPIRES + timedelta(minutes=5))
+    integration.warn_expiring(EXPIRES + timedelta(days=3))
+    assert list(integration.collect_events()) == []
+    assert integration.status is IntegrationStatus.EXPIRED
+    assert integration.can_publish is False

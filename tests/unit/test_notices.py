@@ -151,3 +151,20 @@ def test_only_a_5xx_refusal_of_the_message_is_permanent() -> None:
     assert _permanent(smtplib.SMTPRecipientsRefused({"a@example.com": (550, b"no such user")}))
     assert not _permanent(smtplib.SMTPRecipientsRefused({"a@example.com": (450, b"busy")}))
     assert not _permanent(ConnectionRefusedError())
+
+
+def test_a_message_the_server_cannot_take_fails_alone_and_for_good() -> None:
+    import smtplib
+
+    from interfaces.email import _message_error, _permanent
+
+    for exc in (
+        smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server"),
+        UnicodeEncodeError("ascii", "ä", 0, 1, "cannot encode"),
+        ValueError("invalid header"),
+    ):
+        assert _message_error(exc)
+        assert _permanent(exc)
+    dropped = smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+    assert not _message_error(dropped)
+    assert not _permanent(dropped)

@@ -161,3 +161,12 @@ def test_editing_a_post_can_aim_it_at_a_collection(world: World) -> None:
     assert edited.post.account_ids == [str(b.id)]
     untouched = world.service.update(ORG, saved.post.id, PostChanges(content="still B"))
     assert untouched.post.account_ids == [str(b.id)]
+
+
+def test_an_account_in_error_can_be_named_as_it_is_reached_by_platform(world: World) -> None:
+    shaky = world.connect("shaky")
+    shaky.record_error(operation="health_check", message="503 from the platform")
+    world.change(shaky)
+
+    assert world.create(account_ids=[shaky.id]) == [str(shaky.id)]
+    assert world.create(platforms=["twitter"]) == [str(shaky.id)]
