@@ -6,7 +6,7 @@ organization is indistinguishable from a missing one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -19,7 +19,7 @@ from application.collections import Collection
 from application.errors import IdempotencyKeyReused, NotFound
 from application.history import HistoryEntry, history_entries
 from application.views import PostDetails, post_details
-from domain.content_rules import MAX_MEDIA, require_valid_content
+from domain.content_rules import MAX_MEDIA, check_post_content, require_valid_content
 from domain.errors import IntegrationNotUsable, InvalidField
 from domain.ids import idempotent_post_id
 from domain.integration import Integration, IntegrationStatus
@@ -126,7 +126,9 @@ class PostService:
             thread=given.thread,
             media_urls=given.media_urls,
             providers=accounts.values(),
-            media=self._record_media(organization_id, given.media_urls),
+            media=self._record_media(
+                organization_id, given.content, given.thread, given.media_urls, accounts.values()
+            ),
         )
         post_id = idempotent_post_id(organization_id, idempotency_key) if idempotency_key else None
         post = Post.draft(
@@ -171,7 +173,9 @@ class PostService:
             thread=thread,
             media_urls=media_urls,
             providers=accounts.values(),
-            media=self._record_media(organization_id, media_urls),
+            media=self._record_media(
+                organization_id, content, thread, media_urls, accounts.values()
+            ),
         )
         post.edit(content=content, thread=thread, media_urls=media_urls, accounts=accounts)
         if changes.unschedule:
@@ -181,11 +185,27 @@ class PostService:
         position = self._app.save_all(post)
         return SavedPost(post_details(post), position)
 
-    def _record_media(self, organization_id: UUID, urls: list[str]) -> list[MediaInfo] | None:
+    def _record_media(
+        self,
+        organization_id: UUID,
+        content: str,
+        thread: list[str],
+        urls: list[str],
+        providers: Iterable[str],
+    ) -> list[MediaInfo] | None:
         """What the media URLs hold, checked on first reference; None without a media
-        service (unit tests), where the rules fall back to judging URLs by extension."""
+        service (unit tests), where the rules fall back to judging URLs by extension.
+
+        Every rule that does not need the files is checked first, so nothing is fetched,
+        probed or copied for a post that would be refused anyway."""
         if self._media is None:
             return None
+        cheap = check_post_content(
+            content=content, thread=thread, media_urls=urls, providers=providers
+        )
+        for violation in cheap:
+            if not violation.field.startswith("mediaUrls"):  # judged on the files, below
+                raise InvalidField(violation.field, violation.message)
         if len(urls) > MAX_MEDIA:
             raise InvalidField("mediaUrls", f"at most {MAX_MEDIA} media items per post")
         return self._media.record(organization_id, urls)
