@@ -114,6 +114,9 @@ def _changes_of(event: Any) -> Sequence[DueChange]:
         case Post.AccountPublishAttempted():
             # If the worker dies mid-attempt, the row comes due again when its lease ends.
             return [deliver(event.account_id, event.lease_until)]
+        case Post.AccountLeaseExtended():
+            # A long upload holds the claim longer: the row waits for the new lease end.
+            return [deliver(event.account_id, event.lease_until)]
         case Post.AccountPublishInDoubt():
             return [deliver(event.account_id, event.reconcile_at)]
         case Post.AccountRetryScheduled():

@@ -65,8 +65,11 @@ class TimelinePost:
 
     remote_id: str
     text: str
+    """As it was sent: links as written, without any the platform added for media."""
     created_at: datetime | None
     url: str
+    media_ids: tuple[str, ...] = ()
+    """The platform's ids of the media attached, in order (as ``upload_media`` returned)."""
 
 
 class PlatformError(Exception):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +43,6 @@ from application.platforms import (
 from domain.errors import DomainError
 from domain.integration import Integration
 from domain.post import TERMINAL_DELIVERY, Delivery, DeliveryStatus, Post, PostStatus
-from domain.text import without_links
 
 PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
 SAVE_RETRIES = 10
@@ -56,7 +57,9 @@ class _Claim:
     post: Post
     integration: Integration
     attempt: int
-    settle_since: datetime | None
+    settle: tuple[datetime, datetime | None] | None
+    """When the previous attempt ran (its claim, its lease's end), if there was one: it
+    may have landed, so the platform is searched in that window before posting again."""
 
 
 def _checkpoint(
@@ -94,6 +97,19 @@ class PublishingPolicy:
     call_budget: timedelta = timedelta(seconds=15)
     """Lease that must remain before an irreversible platform call may start: a worker
     never posts after another could have taken over its delivery."""
+    upload_rate_floor: int = 1_000_000
+    """Bytes per second a media upload is assumed to reach at worst: before each upload the
+    claim's lease is extended by the file's size at this rate, so a slow upload is not
+    taken for a dead worker (and uploaded again by the next claim, forever)."""
+    media_processing: timedelta = timedelta(seconds=120)
+    """How long the platform may process a video or GIF after its upload (the X adapter
+    waits up to ``media_processing_timeout``, 120 s), added to that extension."""
+
+    @property
+    def attempt_ceiling(self) -> int:
+        """Claims a delivery may take in all. Failures stop at ``max_attempts``; this
+        bounds the claims whose lease ran out (a worker that died or kept running late)."""
+        return 2 * self.max_attempts
 
 
 class MediaLibrary(Protocol):
@@ -153,7 +169,7 @@ class PublishingService:
         if claim is None:
             self._save(post)  # fan out: the dispatcher sends one delivery per account
         elif self._save(post):
-            self._publish(claim.post, claim.integration, claim.attempt, claim.settle_since)
+            self._publish(claim)
 
     def _claim_started(self, post: Post) -> _Claim | None:
         """A post to one account is claimed in the very save that starts it: no dispatch, no
@@ -174,7 +190,7 @@ class PublishingService:
     def deliver(self, post_id: UUID, account_id: str) -> None:
         claim = self._claim(post_id, account_id)
         if claim is not None:
-            self._publish(claim.post, claim.integration, claim.attempt, claim.settle_since)
+            self._publish(claim)
 
     def _claim(self, post_id: UUID, account_id: str) -> _Claim | None:
         """Record ``AccountPublishAttempted``; None if there is nothing to do or it is taken.
@@ -206,22 +222,23 @@ class PublishingService:
                 continue
             # Any earlier attempt may have landed (a lost answer, a crash, even a "failure"
             # that timed out), so a delivery tried before is settled against the platform.
-            settle_since = delivery.last_attempt_at if delivery.attempts else None
+            settle = None
+            if delivery.attempts and delivery.last_attempt_at is not None:
+                settle = (delivery.last_attempt_at, delivery.lease_until)
             attempt = post.attempt(
                 account_id,
                 attempt_key=f"{post_id}/{account_id}/{delivery.attempts + 1}",
                 lease_until=now + self.policy.lease,
             )
             if self._save(post):
-                return _Claim(post, integration, attempt, settle_since)
+                return _Claim(post, integration, attempt, settle)
         return None
 
-    def _publish(
-        self, post: Post, integration: Integration, attempt: int, settle_since: datetime | None
-    ) -> None:
+    def _publish(self, claim: _Claim) -> None:
+        post, integration, attempt = claim.post, claim.integration, claim.attempt
         account_id = str(integration.id)
         adapter = self._adapters[integration.provider]
-        uncertain = settle_since is not None
+        uncertain = claim.settle is not None
         try:
             token = self._tokens.for_publishing(integration)
             parts = post.parts
@@ -230,7 +247,13 @@ class PublishingService:
                 index = len(delivery.segments)
                 found = None
                 if uncertain:
-                    found = self._find(adapter, token, integration, parts[index], settle_since)
+                    earlier_media = delivery.media_ids(index)
+                    found = self._find(
+                        adapter, token, integration, parts[index], earlier_media, claim.settle
+                    )
+                if found is None and attempt > self.policy.attempt_ceiling:
+                    self._record_out_of_time(post.id, account_id, attempt)
+                    return
                 if found is None:
                     media_ids: list[str] = []
                     if index == 0 and post.media_urls:
@@ -248,7 +271,9 @@ class PublishingService:
                         )
                     except DuplicateContent:
                         # The platform says it already has this text: find it, don't fail.
-                        found = self._find(adapter, token, integration, parts[index], None)
+                        found = self._find(
+                            adapter, token, integration, parts[index], tuple(media_ids), None
+                        )
                         if found is None:
                             raise
                         remote_id = found.remote_id
@@ -290,6 +315,17 @@ class PublishingService:
             if known is not None:
                 media_ids.append(known)
                 continue
+            # The upload may outlast the lease (a large file, then the platform's
+            # processing): hold the claim long enough first, or the next claim uploads again.
+            extend = partial(
+                Post.extend_lease,
+                account_id=account_id,
+                lease_until=self._clock() + self._upload_allowance(payload),
+            )
+            extended = self._while_claimed(post.id, account_id, attempt, extend, current=post)
+            if extended is None:
+                return None
+            post, delivery = extended, extended.deliveries[account_id]
             if not self._lease_allows_a_call(delivery):
                 return None
             uploaded = adapter.upload_media(token, payload)
@@ -307,6 +343,14 @@ class PublishingService:
             post = saved
             media_ids.append(uploaded.remote_id)
         return post, media_ids
+
+    def _upload_allowance(self, payload: MediaPayload) -> timedelta:
+        """How long a claim must last to upload ``payload`` at worst and publish after."""
+        kind = payload.content_type.split(";", 1)[0].strip().lower()
+        processed = kind.startswith("video/") or kind == "image/gif"
+        transfer = timedelta(seconds=payload.size / self.policy.upload_rate_floor)
+        processing = self.policy.media_processing if processed else timedelta(0)
+        return self.policy.lease + transfer + processing
 
     def _while_claimed(
         self,
@@ -371,6 +415,22 @@ class PublishingService:
 
         self._while_claimed(post_id, account_id, attempt, record)
 
+    def _record_out_of_time(self, post_id: UUID, account_id: str, attempt: int) -> None:
+        """Give up on a delivery whose claims keep ending before their work does; only
+        reached after settling, so a post that landed meanwhile is recorded instead."""
+        self._while_claimed(
+            post_id,
+            account_id,
+            attempt,
+            lambda post: post.record_failed(
+                account_id,
+                category="timed_out",
+                retryable=False,
+                message=f"gave up after {attempt - 1} attempts: they kept running out of time "
+                "before the platform answered; republish the post to try again",
+            ),
+        )
+
     def _record_expired(
         self, post_id: UUID, integration: Integration, attempt: int, reason: str
     ) -> None:
@@ -406,18 +466,24 @@ class PublishingService:
         token: str,
         integration: Integration,
         text: str,
-        since: datetime | None,
+        media_ids: tuple[str, ...],
+        window: tuple[datetime, datetime | None] | None,
     ) -> TimelinePost | None:
-        """The account's own post with exactly this text, made during the attempt that began
-        at ``since`` (its lease bounds the window), or in the last day when ``since`` is None."""
+        """The account's own post with exactly this text and these media, made during the
+        attempt that ran in ``window`` (its claim, its lease's end), or in the last day when
+        ``window`` is None. A part with neither text nor media is never recognised."""
+        wanted = _normalise(text)
+        if not wanted and not media_ids:
+            return None
         margin = timedelta(minutes=1)
-        if since is None:
+        if window is None:
             window_start, window_end = self._clock() - timedelta(days=1), None
         else:
-            window_start, window_end = since - margin, since + self.policy.lease + margin
+            since, lease_until = window
+            window_start = since - margin
+            window_end = (lease_until or since + self.policy.lease) + margin
             if window_end > self._clock() - timedelta(seconds=10):
                 window_end = None  # X wants end_time in the past; the window is still open
-        wanted = _normalise(text)
         recent = adapter.recent_posts(
             token,
             user_id=integration.external_account_id,
@@ -425,7 +491,7 @@ class PublishingService:
             until=window_end,
             max_results=SETTLE_SEARCH_LIMIT,
         )
-        matches = [p for p in recent if _normalise(p.text) == wanted]
+        matches = [p for p in recent if _normalise(p.text) == wanted and p.media_ids == media_ids]
         return matches[-1] if matches else None  # newest first: the earliest match
 
     def _backoff(self, attempts: int) -> timedelta:
@@ -443,10 +509,15 @@ class PublishingService:
         return True
 
 
+_LINK_SCHEME = re.compile(r"\bhttps?://", re.IGNORECASE)
+
+
 def _normalise(text: str) -> str:
-    # X returns links as t.co links and appends one for attached media, so a post is
-    # recognised by its text without links.
-    return without_links(text)
+    """Text compared as a platform may give it back: NFC, whitespace collapsed, and links
+    without their scheme (X gives a link written ``example.com/a`` back as
+    ``http://example.com/a``)."""
+    flat = " ".join(unicodedata.normalize("NFC", text).split())
+    return _LINK_SCHEME.sub("", flat)
 
 
 def _category(exc: PlatformError) -> str:

@@ -54,6 +54,8 @@ class Delivery:
     retryable: bool = False
     next_attempt_at: datetime | None = None
     last_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    """When the latest claim's lease ends (or ended): the window an attempt could post in."""
     segments: list[str] = field(default_factory=list)
     """Remote ids of the parts already posted, in order: a retry resumes after them."""
     media: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
@@ -67,6 +69,16 @@ class Delivery:
             return None
         remote_id, expires_at = found
         return remote_id if expires_at is None or expires_at > now else None
+
+    def media_ids(self, part: int) -> tuple[str, ...]:
+        """The remote ids of every file checkpointed for this part, in attachment order,
+        expired or not: what an earlier attempt attached if that part landed."""
+        indexed = []
+        for key, (remote_id, _) in self.media.items():
+            key_part, _, index = key.partition("/")
+            if int(key_part) == part:
+                indexed.append((int(index), remote_id))
+        return tuple(remote_id for _, remote_id in sorted(indexed))
 
 
 def _require_future(scheduled_at: datetime, now: datetime) -> None:
@@ -189,7 +201,19 @@ class Post(Aggregate):
             delivery.attempts = self.attempt
             delivery.last_attempt_at = self.timestamp
             # Nobody else may touch the delivery until this claim's lease ends.
-            delivery.next_attempt_at = self.lease_until
+            delivery.next_attempt_at = delivery.lease_until = self.lease_until
+
+    class AccountLeaseExtended(Aggregate.Event):
+        """The worker holding the claim needs longer (a large media upload): nobody takes
+        the delivery over before ``lease_until``."""
+
+        class_version = 1
+        account_id: str
+        lease_until: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.next_attempt_at = delivery.lease_until = self.lease_until
 
     class AccountPublished(Aggregate.Event):
         class_version = 1
@@ -425,6 +449,16 @@ class Post(Aggregate):
             lease_until=lease_until,
         )
         return attempt
+
+    def extend_lease(self, account_id: str, *, lease_until: datetime) -> None:
+        """Hold the live claim until ``lease_until``; a lease is never shortened."""
+        delivery = self._open_delivery(account_id)
+        if delivery.status is not DeliveryStatus.PUBLISHING:
+            raise PostNotEditable(f"delivery to {account_id} is not claimed: no lease to extend")
+        if delivery.next_attempt_at is None or lease_until > delivery.next_attempt_at:
+            self.trigger_event(
+                self.AccountLeaseExtended, account_id=account_id, lease_until=lease_until
+            )
 
     def record_published(self, account_id: str, *, remote_id: str, url: str) -> None:
         self._open_delivery(account_id)

@@ -149,18 +149,6 @@ def _url_spans(text: str) -> dict[int, int]:
     return spans
 
 
-def without_links(text: str) -> str:
-    """``text`` with every link removed, by twitter-text's rules: what is left is what X
-    shows unchanged (it rewrites links as t.co links and appends one for attached media)."""
-    normalized = unicodedata.normalize("NFC", text)
-    kept, last = [], 0
-    for start, end in sorted(_url_spans(normalized).items()):
-        kept.append(normalized[last:start])
-        last = end
-    kept.append(normalized[last:])
-    return " ".join("".join(kept).split())
-
-
 def _char_weight(char: str) -> int:
     code_point = ord(char)
     for low, high, weight in _RANGES:

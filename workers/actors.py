@@ -24,6 +24,13 @@ ACCOUNTS_QUEUE = "accounts"
 QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE, ACCOUNTS_QUEUE})
 """Deliveries have their own queue, so a burst of starts does not hold them back."""
 TIME_LIMIT_MS = 5 * 60 * 1000
+"""Account upkeep: a few quick HTTP calls."""
+PUBLISH_TIME_LIMIT_MS = 30 * 60 * 1000
+"""Publishing may upload a large video: X takes up to 512 MB, which at the 1 MB/s the
+publishing policy plans for is ~9 min, plus up to 2 min of X processing. Killing such a
+worker would only make the next claim upload again. A worker that truly hangs is no risk
+to the delivery (its lease runs out and another worker settles it), so this limit is only
+a backstop that frees the thread."""
 
 
 @dataclass(frozen=True)
@@ -68,14 +75,19 @@ def register_actors(
         }[WorkKind(kind)]
         work(UUID(integration_id))
 
-    options = {"broker": broker, "max_retries": 0, "time_limit": TIME_LIMIT_MS}
+    options = {"broker": broker, "max_retries": 0}
+    publish = {**options, "time_limit": PUBLISH_TIME_LIMIT_MS}
     return Actors(
         broker=broker,
         start_publishing=dramatiq.actor(
-            start_publishing, actor_name="start_publishing", queue_name=START_QUEUE, **options
+            start_publishing, actor_name="start_publishing", queue_name=START_QUEUE, **publish
         ),
-        deliver=dramatiq.actor(deliver, actor_name="deliver", queue_name=DELIVER_QUEUE, **options),
+        deliver=dramatiq.actor(deliver, actor_name="deliver", queue_name=DELIVER_QUEUE, **publish),
         keep_account=dramatiq.actor(
-            keep_account, actor_name="keep_account", queue_name=ACCOUNTS_QUEUE, **options
+            keep_account,
+            actor_name="keep_account",
+            queue_name=ACCOUNTS_QUEUE,
+            **options,
+            time_limit=TIME_LIMIT_MS,
         ),
     )

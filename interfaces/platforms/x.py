@@ -9,6 +9,7 @@ Tokens never appear in exception messages, and this module does not log.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content
 _AUTH_PROBLEMS = ("unsupported-authentication", "client-forbidden")
 #: Bytes per ``append`` (X documents 1 MB in its samples; v1.1 allowed up to 5 MB).
 MEDIA_CHUNK_SIZE = 4 * 1024 * 1024
+_TCO_LINK = re.compile(r"https://t\.co/[A-Za-z0-9]+")
 
 
 class XDuplicateContent(DuplicateContent):
@@ -328,10 +330,20 @@ class XAdapter:
     def _media_call(
         self, method: str, path: str, action: str, headers: dict[str, str], **kwargs: Any
     ) -> dict[str, Any]:
-        """The ``data`` object of a media endpoint's answer. A 403 there means the grant
-        lacks ``media.write``: only reconnecting helps."""
+        """The ``data`` object of a media endpoint's answer. A plain 403 there most likely
+        means the grant lacks ``media.write``: the token still posts text, so only this
+        delivery fails, with advice to reconnect (which asks for every scope again)."""
         response = self._send(method, path, action=action, headers=headers, **kwargs)
-        body = self._check(response, action, forbidden_is_auth=True)
+        try:
+            body = self._check(response, action)
+        except ContentRejected as exc:
+            if exc.status != 403:
+                raise
+            raise ContentRejected(
+                f"{exc.message}; the account may lack X's media permission (media.write): "
+                "reconnect it to grant it, then republish",
+                status=exc.status,
+            ) from exc
         data = body.get("data")
         if not isinstance(data, dict):
             raise TransientPlatformError(
@@ -350,7 +362,7 @@ class XAdapter:
     ) -> list[TimelinePost]:
         """The user's posts between ``since`` and ``until``, newest first, following
         ``next_token`` pages up to ``max_results``: how a publish in doubt is settled."""
-        params: dict[str, str | int] = {"tweet.fields": "created_at"}
+        params: dict[str, str | int] = {"tweet.fields": "created_at,entities,attachments"}
         if since is not None:
             params["start_time"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if until is not None:
@@ -471,12 +483,44 @@ def _timeline_posts(body: dict[str, Any]) -> list[TimelinePost]:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
         created = item.get("created_at")
+        attachments = item.get("attachments")
+        keys = attachments.get("media_keys") if isinstance(attachments, dict) else None
         posts.append(
             TimelinePost(
                 remote_id=item["id"],
-                text=str(item.get("text", "")),
+                text=_text_as_written(item),
                 created_at=_parse_time(created) if isinstance(created, str) else None,
                 url=post_url(item["id"]),
+                # A media key is "<kind>_<media id>": the id is what the upload returned.
+                media_ids=tuple(
+                    key.partition("_")[2] for key in keys or () if isinstance(key, str)
+                ),
             )
         )
     return posts
+
+
+def _text_as_written(item: dict[str, Any]) -> str:
+    """A post's text as it was sent: X shows each link as a t.co link (``entities.urls``
+    says what it stands for) and appends one more for attached media, which is dropped."""
+    text = str(item.get("text", ""))
+    entities = item.get("entities")
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    written: dict[str, str] = {}
+    for entity in urls if isinstance(urls, list) else ():
+        if not isinstance(entity, dict) or not isinstance(entity.get("url"), str):
+            continue
+        expanded = entity.get("expanded_url")
+        if "media_key" in entity or _is_media_page(expanded, item["id"]):
+            written[entity["url"]] = ""
+        elif isinstance(expanded, str):
+            written[entity["url"]] = expanded
+    rebuilt = _TCO_LINK.sub(lambda link: written.get(link[0], link[0]), text)
+    return rebuilt.strip()
+
+
+def _is_media_page(expanded: object, post_id: str) -> bool:
+    """Whether a link is X's own link to the post's photo or video."""
+    return isinstance(expanded, str) and any(
+        f"/status/{post_id}/{kind}/" in expanded for kind in ("photo", "video")
+    )

@@ -17,11 +17,11 @@ from starlette.responses import Response
 
 from sandbox.x import problems
 from sandbox.x.config import DropMode
-from sandbox.x.db import Tweet
+from sandbox.x.db import Media, Tweet
 from sandbox.x.problems import XJSONResponse, invalid_request, not_found_error, rate_headers
 from sandbox.x.state import XSim
 from sandbox.x.store import AccessGrant, User
-from sandbox.x.text import is_too_long, shorten_links
+from sandbox.x.text import is_too_long, link_entities
 from sandbox.x.validation import (
     TWEET_FIELDS,
     USER_FIELDS,
@@ -57,17 +57,21 @@ def render_user(user: User, fields: Iterable[str]) -> dict[str, Any]:
 
 
 def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, Any]:
-    media_keys = [media.key for media in sim.store.tweet_media([tweet.id]).get(tweet.id, [])]
+    attached = sim.store.tweet_media([tweet.id]).get(tweet.id, [])
+    media_keys = [media.key for media in attached]
+    text, urls = link_entities(tweet.text, media_keys, _media_page(sim, tweet, attached))
     data: dict[str, Any] = {
         "id": tweet.id,
-        "text": shorten_links(tweet.text, media_keys),
+        "text": text,
         "edit_history_tweet_ids": [tweet.id],
     }
     for name in fields:
         if name == "attachments":
-            attached = sim.store.tweet_media([tweet.id]).get(tweet.id)
             if attached:
-                data[name] = {"media_keys": [media.key for media in attached]}
+                data[name] = {"media_keys": media_keys}
+        elif name == "entities":
+            if urls:
+                data[name] = {"urls": urls}
         elif name == "created_at":
             data[name] = iso(tweet.created_at)
         elif name == "author_id":
@@ -90,6 +94,17 @@ def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, An
             elif parent is not None:
                 data[name] = parent.author_id
     return data
+
+
+def _media_page(sim: XSim, tweet: Tweet, attached: list[Media]) -> str | None:
+    """Where X's appended media link leads: the post's first photo or video."""
+    if not attached:
+        return None
+    author = sim.store.get_user(tweet.author_id)
+    if author is None:
+        return None
+    kind = "photo" if attached[0].kind == "photo" else "video"
+    return f"https://x.com/{author.username}/status/{tweet.id}/{kind}/1"
 
 
 Handler = Callable[[Request, AccessGrant, dict[str, str]], Awaitable[Response]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Any
 
 MAX_WEIGHTED_LENGTH = 280
 SCALE = 100
@@ -37,6 +38,8 @@ _URL_RE = re.compile(
     r")",
     re.IGNORECASE,
 )
+_DISPLAY_LENGTH = 26
+"""X shortens a long link's ``display_url`` to about this many characters, with an ellipsis."""
 _TRAILING_PUNCT = ".,;:!?)]}'\""
 
 _ZWJ = 0x200D
@@ -141,20 +144,47 @@ def is_too_long(text: str, limit: int = MAX_WEIGHTED_LENGTH) -> bool:
     return weighted_length(text) > limit
 
 
-def shorten_links(text: str, media_keys: list[str] | None = None) -> str:
-    """Text as X's API returns it: every link wrapped as a t.co link, and a tweet with
-    media ending in one more t.co link to that media. Deterministic, so tests can predict it."""
-    pieces, last = [], 0
+def link_entities(
+    text: str, media_keys: list[str] | None = None, media_page: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Text as X's API returns it, and its ``entities.urls``. Every link is wrapped as a
+    t.co link, and a post with media ends in one more t.co link to that media; each entity
+    says where its t.co link sits (code-point offsets) and what it stands for: the link as
+    written (``expanded_url``; a bare domain gains ``http://``, as on X) or, for the media
+    link, its ``media_key`` with ``media_page`` as ``expanded_url``. Deterministic, so tests
+    can predict it."""
+    pieces: list[str] = []
+    urls: list[dict[str, Any]] = []
+    last = 0
     for start, end in _url_spans(text):
-        pieces += [text[last:start], _tco(text[start:end])]
+        pieces.append(text[last:start])
+        written = text[start:end]
+        expanded = written if "://" in written else f"http://{written}"
+        urls.append(_entity(sum(map(len, pieces)), _tco(written), expanded))
+        pieces.append(urls[-1]["url"])
         last = end
     shown = "".join([*pieces, text[last:]])
     if media_keys:
-        shown = f"{shown} {_tco('media:' + media_keys[0])}".lstrip()
-    return shown
+        link = _tco("media:" + media_keys[0])
+        shown = f"{shown} {link}".lstrip()
+        media = _entity(len(shown) - len(link), link, media_page or link)
+        urls.append({**media, "media_key": media_keys[0]})
+    return shown, urls
+
+
+def _entity(start: int, link: str, expanded: str) -> dict[str, Any]:
+    display = expanded.split("://", 1)[-1]
+    if len(display) > _DISPLAY_LENGTH:
+        display = display[: _DISPLAY_LENGTH - 1] + "\u2026"
+    return {
+        "start": start,
+        "end": start + len(link),
+        "url": link,
+        "expanded_url": expanded,
+        "display_url": display,
+    }
 
 
 def _tco(target: str) -> str:
-
     code = hashlib.sha256(target.encode()).hexdigest()[:10]
     return f"https://t.co/{code}"

@@ -191,9 +191,49 @@ def test_a_lost_answer_is_settled_although_x_rewrote_the_links_and_added_the_med
     post = wait_for(account, post_id, TERMINAL, timeout=30)
 
     assert post["status"] == "published", post
-    (tweet,) = tweets(sandbox_url, username)
+    (tweet,) = tweets(sandbox_url, username)  # found on the timeline, never posted again
     assert post["results"][0]["remoteId"] == tweet["id"]
-    timeline = httpx.get(
-        f"{sandbox_url}/x/_sandbox/users/{username}"
-    ).json()  # the API's view of the text differs from what was posted
-    assert timeline["username"] == username
+    assert len(tweet["media"]) == 1
+    events = history(account, post_id)
+    assert events.count("AccountMediaUploaded") == 1
+    assert events.count("ThreadSegmentPosted") == 1
+
+
+def test_an_in_doubt_post_is_not_taken_for_one_differing_only_in_its_link(
+    pipeline: Any, account: Account, sandbox_url: str
+) -> None:
+    username = unique("links")
+    x = account.connect_x(username)
+
+    def schedule(content: str) -> str:
+        created = account.http.post(
+            "/api/posts",
+            json={"content": content, "accountIds": [x["id"]], "scheduledAt": soon(0.5)},
+        )
+        assert created.status_code == 201, created.text
+        post_id: str = created.json()["post"]["id"]
+        return post_id
+
+    first = wait_for(account, schedule("New article: https://ex.com/a"), TERMINAL)
+    assert first["status"] == "published", first
+    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
+    # X answers 503 without posting: the second post is in doubt, and its search must not
+    # settle it as the first, whose text differs only in the link.
+    httpx.post(faults, json={"fail_rate": 1.0, "fail_status": 503}).raise_for_status()
+    try:
+        second_id = schedule("New article: https://ex.com/b")
+        deadline = time.monotonic() + 20
+        while "AccountPublishInDoubt" not in history(account, second_id):
+            assert time.monotonic() < deadline, history(account, second_id)
+            time.sleep(0.1)
+    finally:
+        httpx.delete(faults).raise_for_status()
+
+    second = wait_for(account, second_id, TERMINAL, timeout=30)
+
+    assert second["status"] == "published", second
+    posted = {t["text"]: t["id"] for t in tweets(sandbox_url, username)}
+    assert posted == {
+        "New article: https://ex.com/a": first["results"][0]["remoteId"],
+        "New article: https://ex.com/b": second["results"][0]["remoteId"],
+    }

@@ -377,6 +377,23 @@ def test_a_lost_response_is_transient_and_reconcilable(
         world.adapter.create_post(tokens.access_token, text="did this go out?")
 
 
+def test_recent_posts_give_each_post_back_as_it_was_written(world: World) -> None:
+    tokens = world.connect()
+    profile = world.adapter.fetch_profile(tokens.access_token)
+    written = ["New article: https://ex.com/a", "New article: ex.com/b", "no links"]
+    for text in written:
+        world.adapter.create_post(tokens.access_token, text=text)
+
+    recent = world.adapter.recent_posts(tokens.access_token, user_id=profile.external_id)
+
+    # X shows t.co links; their entities give back the links (a bare one with http://).
+    assert [(post.text, post.media_ids) for post in recent] == [
+        ("no links", ()),
+        ("New article: http://ex.com/b", ()),
+        ("New article: https://ex.com/a", ()),
+    ]
+
+
 def test_timeouts_are_transient(start: Callable[..., World]) -> None:
     world = start(timeout=0.2)
     token = world.connect().access_token

@@ -215,11 +215,32 @@ def test_an_expired_token_needs_reconnecting(world: MediaWorld) -> None:
     assert world.admin("/media")["count"] == 0
 
 
-def test_a_grant_without_media_write_needs_reconnecting(world: MediaWorld) -> None:
+def test_a_grant_without_media_write_fails_the_upload_not_the_account(world: MediaWorld) -> None:
     token = connect_with_scopes(world, "tweet.read tweet.write users.read")
-    with pytest.raises(AuthorizationExpired) as forbidden:
+    with pytest.raises(ContentRejected) as forbidden:
         world.upload(token, "image/png", samples.png_bytes(10, 10))
+    assert type(forbidden.value) is ContentRejected
     assert forbidden.value.status == 403
+    assert not forbidden.value.retryable
+    assert "may lack X's media permission (media.write): reconnect it" in forbidden.value.message
+    # The token is fine for what it was granted: text still posts.
+    assert world.adapter.create_post(token, text="words only").remote_id
+
+
+def test_recent_posts_list_the_media_and_drop_the_media_link(world: MediaWorld) -> None:
+    token = world.connect().access_token
+    profile = world.adapter.fetch_profile(token)
+    photos = [world.upload(token, "image/png", samples.png_bytes(10, 10)) for _ in range(2)]
+    ids = [photo.remote_id for photo in photos]
+    world.adapter.create_post(token, text="two at example.com/p", media_ids=ids)
+    world.adapter.create_post(token, text="", media_ids=ids[:1])
+
+    recent = world.adapter.recent_posts(token, user_id=profile.external_id)
+
+    assert [(post.text, post.media_ids) for post in recent] == [
+        ("", (ids[0],)),
+        ("two at http://example.com/p", tuple(ids)),
+    ]
 
 
 def test_processing_longer_than_the_cap_is_transient(start: Callable[..., MediaWorld]) -> None:

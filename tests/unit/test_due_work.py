@@ -187,6 +187,15 @@ def test_a_claimed_attempt_comes_due_again_when_its_lease_ends() -> None:
     assert due_changes(events) == [deliver_row(X, LEASE)]
 
 
+def test_an_extended_lease_moves_the_deliver_row_to_its_new_end() -> None:
+    later = LEASE + timedelta(minutes=4)
+    events = then_saved(
+        saved(start, attempt(X)), lambda post: post.extend_lease(X, lease_until=later)
+    )
+    assert [type(e).__name__ for e in events] == ["AccountLeaseExtended"]
+    assert due_changes(events) == [deliver_row(X, later)]
+
+
 def test_a_checkpoint_changes_no_rows() -> None:
     events = then_saved(saved(start, attempt(X)), segment(X, 0))
     assert [type(e).__name__ for e in events] == ["ThreadSegmentPosted"]

@@ -73,6 +73,7 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
     partial.attempt("x", attempt_key="k1", lease_until=lease)
     partial.record_in_doubt("x", reason="timeout", reconcile_at=datetime(2030, 1, 1, tzinfo=UTC))
     partial.attempt("x", attempt_key="k2", lease_until=lease)
+    partial.extend_lease("x", lease_until=lease + timedelta(minutes=3))
     partial.record_media_uploaded("x", part=0, index=0, remote_id="m1", expires_at=lease)
     partial.record_segment("x", index=0, remote_id="1")
     partial.record_segment("x", index=1, remote_id="11")
@@ -123,11 +124,12 @@ def every_integration_event() -> list[CanMutateAggregate[UUID]]:
         capabilities=["text"],
     )
     integration.record_token_refreshed(token_expires_at=None)
-    integration.record_token_expired("revoked")
+    # An expired account records no errors or warnings: those come first.
     integration.record_error(operation="publish", message="503")
     integration.record_refresh_failed(message="503", retry_at=NOW + timedelta(minutes=1))
     integration.record_checked()
     integration.warn_expiring(NOW + timedelta(days=7))
+    integration.record_token_expired("revoked")
     integration.deactivate()
     integration.activate()
     integration.disconnect()

@@ -383,6 +383,7 @@ def test_publishing_to_every_account_publishes_the_post() -> None:
         url="https://example.com/acct-tiktok",
         published_at=then[0].timestamp,
         last_attempt_at=post.deliveries[TIKTOK].last_attempt_at,
+        lease_until=LEASE,
     )
 
 
@@ -453,6 +454,51 @@ def test_an_in_doubt_delivery_reconciled_as_published_concludes_the_post() -> No
     assert names(then) == ["AccountPublished", "PostPublished"]
     assert post.status is PostStatus.PUBLISHED
     assert post.deliveries[X].error_message is None
+
+
+def extend_lease(account_id: str, until: datetime) -> Command:
+    return lambda post: post.extend_lease(account_id, lease_until=until)
+
+
+def test_a_claim_s_lease_is_extended_for_a_long_upload() -> None:
+    later = LEASE + timedelta(minutes=3)
+    then, post = when(given(start, attempt(X)), extend_lease(X, later))
+
+    assert facts(then) == [("AccountLeaseExtended", {"account_id": X, "lease_until": later})]
+    delivery = post.deliveries[X]
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PUBLISHING, 1)
+    assert delivery.next_attempt_at == delivery.lease_until == later
+
+
+def test_a_lease_is_never_shortened() -> None:
+    then, post = when(given(start, attempt(X)), extend_lease(X, LEASE - timedelta(minutes=1)))
+
+    assert then == []
+    assert post.deliveries[X].next_attempt_at == LEASE
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [(), (in_doubt(X),), (published(X),)],
+    ids=["unclaimed", "in-doubt", "published"],
+)
+def test_only_a_live_claim_has_a_lease_to_extend(steps: tuple[Command, ...]) -> None:
+    history = given(start, *((attempt(X),) if steps else ()), *steps)
+    when_refused(history, extend_lease(X, LEASE + timedelta(hours=1)), PostNotEditable)
+
+
+def test_checkpointed_media_ids_are_listed_per_part_in_order() -> None:
+    history = given(start, attempt(X))
+    post = replay(history)
+    for part, index, remote_id in [(0, 1, "b"), (1, 0, "z"), (0, 0, "a")]:
+        post.record_media_uploaded(X, part=part, index=index, remote_id=remote_id, expires_at=NOW)
+
+    delivery = post.deliveries[X]
+    assert (delivery.media_ids(0), delivery.media_ids(1), delivery.media_ids(2)) == (
+        ("a", "b"),
+        ("z",),
+        (),
+    )
 
 
 @pytest.mark.parametrize(

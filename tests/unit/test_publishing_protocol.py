@@ -395,6 +395,7 @@ def test_republishing_a_partial_post_retries_only_the_failed_accounts() -> None:
         status=DeliveryStatus.PENDING,
         attempts=1,
         last_attempt_at=before.deliveries[TIKTOK].last_attempt_at,
+        lease_until=LEASE,
     )
 
 

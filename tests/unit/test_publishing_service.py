@@ -96,6 +96,7 @@ class Landed:
     text: str
     in_reply_to: str | None
     created_at: datetime
+    media_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -138,6 +139,9 @@ class FakePlatform:
     def upload_media(self, access_token: str, media: MediaPayload) -> UploadedMedia:
         self.calls.append(("upload", access_token, media.content_type))
         step = self.upload_script.pop(0) if self.upload_script else "ok"
+        if isinstance(step, During):
+            step.hook()
+            step = step.then
         if isinstance(step, PlatformError):
             raise step
         if step == CRASH_BEFORE:
@@ -171,7 +175,9 @@ class FakePlatform:
         if step == CRASH_BEFORE:
             raise WorkerCrashed
         remote_id = str(len(self.landed) + 1)
-        self.landed.append(Landed(remote_id, user_id, text, in_reply_to, self.clock()))
+        self.landed.append(
+            Landed(remote_id, user_id, text, in_reply_to, self.clock(), tuple(media_ids))
+        )
         if step == LOST:
             raise TransientPlatformError(LOST_MESSAGE)
         if step == CRASH_AFTER:
@@ -196,7 +202,7 @@ class FakePlatform:
         self.calls.append(("recent", access_token, user_id, since))
         mine = [p for p in reversed(self.landed) if p.user_id == user_id]
         return [
-            TimelinePost(p.remote_id, p.text, p.created_at, self.post_url(p.remote_id))
+            TimelinePost(p.remote_id, p.text, p.created_at, self.post_url(p.remote_id), p.media_ids)
             for p in mine[:max_results]
         ]
 
@@ -1161,6 +1167,7 @@ def test_media_is_uploaded_checkpointed_and_attached_to_the_first_part(world: Wo
     assert world.x.attached == [("m1", "m2"), ()]
     assert world.names(post_id, since=3) == [
         "AccountPublishAttempted",
+        "AccountLeaseExtended",  # once: the lease already covers the second file
         "AccountMediaUploaded",
         "AccountMediaUploaded",
         "ThreadSegmentPosted",
@@ -1186,8 +1193,7 @@ def test_a_retry_reuses_checkpointed_media_and_uploads_only_the_rest(
         world.service.deliver(post_id, alice)
     assert world.post(post_id).deliveries[alice].media.keys() == {"0/0"}
 
-    world.clock.advance(LEASE)
-    world.service.deliver(post_id, alice)
+    world.deliver_when_due(post_id, alice)  # when the lease, extended for the upload, ends
 
     assert len(world.x.uploads) == uploads  # the first file is never uploaded twice
     assert world.x.attached == [("m1", f"m{uploads}")]
@@ -1244,3 +1250,136 @@ def test_media_deleted_from_storage_fails_clearly_without_posting(world: World) 
     assert (delivery.status, delivery.error_category) == (DeliveryStatus.FAILED, "media_changed")
     assert not delivery.retryable
     assert world.x.calls == []
+
+
+# --- uploads that outlast the lease --------------------------------------------------------
+
+
+def test_an_upload_longer_than_the_lease_holds_the_claim_and_happens_once(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="big video", media=("clip.mp4",))
+
+    def slow_upload_while_the_dispatcher_resends() -> None:
+        world.clock.advance(LEASE + timedelta(minutes=1))
+        world.service.deliver(post_id, alice)  # the due row's message, re-sent meanwhile
+
+    world.x.upload_script = [During(slow_upload_while_the_dispatcher_resends)]
+
+    world.service.deliver(post_id, alice)
+
+    assert world.x.uploads == [("m1", "video/mp4")]
+    assert [p.text for p in world.x.landed] == ["big video"]
+    assert world.x.attached == [("m1",)]
+    assert world.names(post_id, since=3) == [
+        "AccountPublishAttempted",
+        "AccountLeaseExtended",
+        "AccountMediaUploaded",
+        "ThreadSegmentPosted",
+        "AccountPublished",
+        "PostPublished",
+    ]
+    # Long enough to send 3000 bytes at 1 MB/s and let X process a video for 2 minutes.
+    extended = vars(world.events(post_id, since=4)[0])
+    assert extended["lease_until"] == T0 + LEASE + timedelta(seconds=120.003)
+    assert world.post(post_id).deliveries[alice].attempts == 1
+
+
+def test_an_image_upload_is_given_the_time_its_size_needs(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="photo", media=("a.jpg",))
+
+    world.service.deliver(post_id, alice)
+
+    extended = vars(world.events(post_id, since=4)[0])
+    assert extended["lease_until"] == T0 + LEASE + timedelta(seconds=0.003)
+
+
+@pytest.mark.parametrize(
+    ("last_crash", "outcome"),
+    [(CRASH_BEFORE, DeliveryStatus.FAILED), (CRASH_AFTER, DeliveryStatus.PUBLISHED)],
+    ids=["never-landed", "landed-on-the-last-claim"],
+)
+def test_claims_that_keep_running_out_of_time_end_after_settling(
+    last_crash: str, outcome: DeliveryStatus
+) -> None:
+    world = World(PublishingPolicy(max_attempts=2))  # at most 2 x 2 claims
+    alice = world.connect("alice")
+    post_id = world.started(alice)
+    world.x.script = [CRASH_BEFORE, CRASH_BEFORE, CRASH_BEFORE, last_crash]
+    for _ in range(4):
+        with pytest.raises(WorkerCrashed):
+            world.deliver_when_due(post_id, alice)
+
+    world.deliver_when_due(post_id, alice)
+
+    assert len(world.x.created()) == 4  # the fifth claim only looked
+    assert world.x.calls[-1][0] == "recent"
+    delivery = world.post(post_id).deliveries[alice]
+    assert delivery.status is outcome
+    assert delivery.attempts == 5
+    if outcome is DeliveryStatus.FAILED:
+        assert (delivery.error_category, delivery.retryable) == ("timed_out", False)
+        assert "gave up after 4 attempts: they kept running out of time" in (
+            delivery.error_message or ""
+        )
+        assert world.post(post_id).status is PostStatus.FAILED
+    else:
+        assert delivery.remote_id == "1"
+
+
+# --- settling matches the whole post, not the text around its links ---------------------------
+
+
+def test_an_in_doubt_post_is_not_settled_as_a_post_differing_only_in_its_link(
+    world: World,
+) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="New article: https://ex.com/b")
+    world.x.script = [TransientPlatformError("503 Service Unavailable", status=503)]
+    world.service.deliver(post_id, alice)  # nothing landed
+    world.x.landed.append(Landed("9", "ext-alice", "New article: https://ex.com/a", None, T0))
+
+    world.deliver_when_due(post_id, alice)
+
+    assert [call[0] for call in world.x.calls] == ["create", "recent", "create"]
+    assert world.x.copies_of("New article: https://ex.com/b") == 1
+    assert world.post(post_id).deliveries[alice].remote_id == "2"
+
+
+def test_a_link_given_back_with_a_scheme_still_matches(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="Read example.com/launch")
+    world.x.script = [LOST]
+    world.service.deliver(post_id, alice)
+    world.x.landed[0] = Landed("1", "ext-alice", "Read http://example.com/launch", None, T0)
+
+    world.deliver_when_due(post_id, alice)
+
+    assert len(world.x.created()) == 1
+    assert world.post(post_id).deliveries[alice].remote_id == "1"
+
+
+def test_an_in_doubt_media_post_matches_only_a_post_with_its_media(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="", media=("a.jpg",))
+    world.x.script = [TransientPlatformError("503 Service Unavailable", status=503)]
+    world.service.deliver(post_id, alice)  # m1 uploaded and checkpointed; nothing landed
+    # Another post of media alone, made meanwhile: its text is empty too.
+    world.x.landed.append(Landed("9", "ext-alice", "", None, T0, ("m7",)))
+
+    world.deliver_when_due(post_id, alice)
+
+    assert world.x.attached == [("m1",)]
+    assert world.post(post_id).deliveries[alice].remote_id == "2"
+
+
+def test_an_in_doubt_media_post_that_landed_is_found_by_its_media(world: World) -> None:
+    alice = world.connect("alice")
+    post_id = world.started(alice, content="", media=("a.jpg",))
+    world.x.script = [LOST]
+    world.service.deliver(post_id, alice)
+
+    world.deliver_when_due(post_id, alice)
+
+    assert [call[0] for call in world.x.calls] == ["upload", "create", "recent"]
+    assert world.post(post_id).deliveries[alice].remote_id == "1"

@@ -226,14 +226,3 @@ def test_is_image_url_true(url: str) -> None:
 def test_other_urls_are_neither_video_nor_image(url: str) -> None:
     assert is_video_url(url) is False
     assert is_image_url(url) is False
-
-
-def test_text_without_links_matches_what_x_shows_after_rewriting_them() -> None:
-    from domain.text import without_links
-
-    posted = "Read more at example.com/launch and https://kairos.dev/notes!"
-    shown = (
-        "Read more at https://t.co/a1b2c3d4e5 and https://t.co/f6g7h8i9j0! https://t.co/zzzzzzzzzz"
-    )
-    assert without_links(posted) == without_links(shown) == "Read more at and !"
-    assert without_links("no   links\nhere") == "no links here"
