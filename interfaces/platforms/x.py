@@ -9,6 +9,7 @@ Tokens never appear in exception messages, and this module does not log.
 from __future__ import annotations
 
 import base64
+import html
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -516,7 +517,7 @@ def _text_as_written(item: dict[str, Any]) -> str:
         elif isinstance(expanded, str):
             written[entity["url"]] = expanded
     rebuilt = _TCO_LINK.sub(lambda link: written.get(link[0], link[0]), text)
-    return rebuilt.strip()
+    return html.unescape(rebuilt).strip()  # X sends & < > escaped
 
 
 def _is_media_page(expanded: object, post_id: str) -> bool:

@@ -62,7 +62,8 @@ def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, An
     text, urls = link_entities(tweet.text, media_keys, _media_page(sim, tweet, attached))
     data: dict[str, Any] = {
         "id": tweet.id,
-        "text": text,
+        # X returns text HTML-escaped: & < > as &amp; &lt; &gt;.
+        "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
         "edit_history_tweet_ids": [tweet.id],
     }
     for name in fields:

@@ -380,7 +380,7 @@ def test_a_lost_response_is_transient_and_reconcilable(
 def test_recent_posts_give_each_post_back_as_it_was_written(world: World) -> None:
     tokens = world.connect()
     profile = world.adapter.fetch_profile(tokens.access_token)
-    written = ["New article: https://ex.com/a", "New article: ex.com/b", "no links"]
+    written = ["New article: https://ex.com/a", "New article: ex.com/b", "Fish & chips <3"]
     for text in written:
         world.adapter.create_post(tokens.access_token, text=text)
 
@@ -388,7 +388,7 @@ def test_recent_posts_give_each_post_back_as_it_was_written(world: World) -> Non
 
     # X shows t.co links; their entities give back the links (a bare one with http://).
     assert [(post.text, post.media_ids) for post in recent] == [
-        ("no links", ()),
+        ("Fish & chips <3", ()),  # X sends it as "Fish &amp; chips &lt;3"
         ("New article: http://ex.com/b", ()),
         ("New article: https://ex.com/a", ()),
     ]
