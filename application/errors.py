@@ -23,3 +23,16 @@ class AuthenticationFailed(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class ServiceUnavailable(DomainError):
+    """Something Kairos depends on (media storage, an up-to-date read model) cannot answer
+    just now; the same request may well succeed in a moment."""
+
+
+class ReadModelBehind(ServiceUnavailable):
+    """A read model that a decision rests on (a plan's cap, a disconnect's guard) did not
+    catch up with the event store in time: answering from it could break the rule."""
+
+    def __init__(self) -> None:
+        super().__init__("the read models are behind; try again in a moment")

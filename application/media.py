@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import IO, Protocol
 from uuid import UUID, uuid4
 
+from application.errors import ServiceUnavailable
 from application.platforms import ContentRejected, PlatformError
 from domain.errors import InvalidField
 from domain.media import MAX_UPLOAD_BYTES, MediaInfo, upload_violation
@@ -143,7 +144,8 @@ class MediaAssets(Protocol):
 
 
 class MediaUnavailable(PlatformError):
-    """The file could not be read from storage just now; publishing retries."""
+    """The file could not be read from storage just now; publishing retries. The message
+    is shown to users: storage adapters log their details and keep it generic."""
 
     retryable = True
 
@@ -215,23 +217,42 @@ class MediaService:
 
     def record(self, organization_id: UUID, urls: Sequence[str]) -> list[MediaInfo]:
         """Check and record every URL a post references; raises ``InvalidField`` naming the
-        first one that cannot be used."""
+        first one that cannot be used, or ``ServiceUnavailable`` if storage cannot answer."""
         return [
-            self._asset(organization_id, url, f"mediaUrls[{index}]").info
+            self._recorded(organization_id, url, f"mediaUrls[{index}]").info
             for index, url in enumerate(urls)
         ]
 
     def payloads(self, organization_id: UUID, urls: Sequence[str]) -> list[StoredMedia]:
-        """The stored files behind a post's media, for publishing."""
+        """The stored files behind a post's media, for publishing.
+
+        A post scheduled before Kairos recorded media assets references URLs with no record:
+        they get the checks now that they would have had when the post was written, and a
+        file that fails them fails the delivery, saying why."""
         found = []
-        for url in urls:
+        for index, url in enumerate(urls):
             asset = self._assets.get(organization_id, url)
             if asset is None:
-                raise MediaChanged(f"{url} is not a recorded media file of this organization")
+                try:
+                    asset = self._asset(organization_id, url, f"mediaUrls[{index}]")
+                except InvalidField as refused:
+                    raise MediaChanged(f"{url} cannot be published: {refused.message}") from None
             found.append(
                 StoredMedia(self._storage, asset.key, asset.content_type, asset.size, asset.etag)
             )
         return found
+
+    def _recorded(self, organization_id: UUID, url: str, field: str) -> MediaAsset:
+        """``_asset``, with storage failures told as API errors: a file that vanished or
+        changed while it was checked is the caller's to fix, an outage is not."""
+        try:
+            return self._asset(organization_id, url, field)
+        except MediaChanged as changed:
+            raise InvalidField(field, changed.message) from None
+        except MediaUnavailable:
+            raise ServiceUnavailable(
+                "media storage cannot be reached just now; try again in a moment"
+            ) from None
 
     def _asset(self, organization_id: UUID, url: str, field: str) -> MediaAsset:
         known = self._assets.get(organization_id, url)

@@ -7,6 +7,7 @@ other settings or adapters rather than patching modules.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from interfaces.postgres.recorder import schema_lock
 from interfaces.postgres.schema import create_tables
 from interfaces.postgres.vault import PostgresCredentialVault, parse_keyring
 from interfaces.security import Argon2PasswordHasher
-from interfaces.storage.local import LocalStorage
+from interfaces.storage.local import MIN_SECRET_BYTES, LocalStorage
 from interfaces.storage.probe import probe
 from interfaces.storage.remote import GuardedRemoteFetcher
 from interfaces.storage.s3 import S3Storage
@@ -170,10 +171,21 @@ def media_storage(settings: Settings) -> MediaStorage:
         if settings.s3_create_bucket:
             s3.ensure_bucket()
         return s3
+    signing_key = settings.secret_key.get_secret_value().encode()
+    if len(signing_key) < MIN_SECRET_BYTES:
+        # Only a development setup gets this far without a real secret (Settings refuses it
+        # elsewhere; kairos up always has one). Signing with a guessable key would let anyone
+        # upload, so sign with a random key instead: upload URLs then do not survive a restart.
+        log.warning(
+            "KAIROS_SECRET_KEY is shorter than %d bytes: media upload URLs are signed with a "
+            "random key, valid only until this process exits",
+            MIN_SECRET_BYTES,
+        )
+        signing_key = secrets.token_bytes(MIN_SECRET_BYTES)
     return LocalStorage(
         settings.media_dir or settings.data_dir / "media",
         base_url=settings.public_base_url,
-        secret=settings.secret_key.get_secret_value().encode() + b"/media",
+        secret=signing_key + b"/media",
     )
 
 

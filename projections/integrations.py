@@ -13,6 +13,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg.types.json import Jsonb
 
+from application.errors import ReadModelBehind
 from application.views import IntegrationDetails, integration_details
 from projections.base import ReadModel
 
@@ -100,8 +101,10 @@ class IntegrationsView(ReadModel):
 
     def count_connected(self, organization_id: UUID) -> int:
         """Accounts not disconnected, as of every event committed before the call: the
-        answer decides whether one more may connect under the plan's cap."""
-        self.catch_up_to(self.app.last_position())
+        answer decides whether one more may connect under the plan's cap, so a view that
+        cannot catch up refuses (``ReadModelBehind``) rather than count too few."""
+        if not self.catch_up_to(self.app.last_position()):
+            raise ReadModelBehind()
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
@@ -128,7 +131,13 @@ class IntegrationsView(ReadModel):
     def publishable_account_ids(self, organization_id: UUID, provider: str) -> list[UUID]:
         """Connected, active accounts of the platform, as of every event committed before
         the call: a post aimed at the platform must see an account switched on a moment
-        ago (the event store has the last word on each account found)."""
+        ago (the event store has the last word on each account found).
+
+        Unlike the plan cap and the disconnect guard, this proceeds if the view cannot catch
+        up in time: the answer only fills in a new post's accounts, which the post then
+        lists, so a lagging view can leave out an account switched on a moment ago but
+        cannot let anything through that a rule forbids. Refusing would fail every post
+        aimed at a platform during a projector hiccup."""
         self.catch_up_to(self.app.last_position())
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(

@@ -21,6 +21,7 @@ from psycopg.sql import SQL
 from psycopg.types.json import Jsonb, set_json_loads
 
 from application.connections import ScheduledPost
+from application.errors import ReadModelBehind
 from application.views import DeliveryResult, PostDetails, post_details
 from projections.base import ReadModel
 
@@ -183,8 +184,10 @@ class PostsView(ReadModel):
         self, organization_id: UUID, account_id: UUID
     ) -> list[ScheduledPost]:
         """Scheduled or publishing posts still to be delivered to the account, soonest first,
-        as of every event committed before the call: the answer decides a disconnect."""
-        self.catch_up_to(self.app.last_position())
+        as of every event committed before the call: the answer decides a disconnect, so a
+        view that cannot catch up refuses (``ReadModelBehind``) rather than miss one."""
+        if not self.catch_up_to(self.app.last_position()):
+            raise ReadModelBehind()
         query = SQL(
             "SELECT p.id, p.scheduled_at, p.status FROM {0} p JOIN {1} d ON d.post_id = p.id "
             "WHERE d.organization_id = %s AND d.account_id = %s "
@@ -204,12 +207,26 @@ def encode_cursor(created_at: datetime, post_id: UUID) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     """Raises ValueError for anything that is not a cursor this API issued."""
+    invalid = "cursor is not valid; use the nextCursor of a previous page"
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, post_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), UUID(post_id)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("cursor is not valid; use the nextCursor of a previous page") from exc
+        decoded = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(invalid) from exc
+    # Anyone can send any JSON here, so check its shape before a parser sees it.
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and all(isinstance(part, str) for part in decoded)
+    ):
+        raise ValueError(invalid)
+    try:
+        created_at, post_id = datetime.fromisoformat(decoded[0]), UUID(decoded[1])
+    except ValueError as exc:
+        raise ValueError(invalid) from exc
+    if created_at.tzinfo is None:  # every cursor issued carries its offset
+        raise ValueError(invalid)
+    return created_at, post_id
 
 
 def _result_json(result: DeliveryResult) -> dict[str, Any]:

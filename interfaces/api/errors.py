@@ -17,6 +17,7 @@ from application.errors import (
     IdempotencyKeyReused,
     NotFound,
     PermissionDenied,
+    ServiceUnavailable,
 )
 from application.plans import PlanLimitReached
 from domain.errors import (
@@ -26,6 +27,7 @@ from domain.errors import (
     PostAlreadyDeleted,
     PostNotEditable,
 )
+from interfaces.api.schemas import ErrorBody
 
 log = logging.getLogger("kairos.api")
 
@@ -38,11 +40,25 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (IdempotencyKeyReused, 422),
     (PostNotEditable, 409),
     (Conflict, 409),
+    (ServiceUnavailable, 503),
     (InvalidField, 400),
     (IntegrationNotUsable, 400),
     (AuthorizationFailed, 400),
     (DomainError, 400),
 ]
+
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "Media storage or an up-to-date read model cannot answer just now; "
+        "retry after the Retry-After seconds",
+    }
+}
+"""For the ``responses`` of routes that depend on one of them."""
+
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 suggests: storage blips and projector lag pass within seconds."""
 
 
 class Unauthorized(AuthenticationFailed):
@@ -94,6 +110,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next(code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind))
         field = getattr(exc, "field", None)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return error_response(status, exc.message, field=field, headers=headers, extra=_extra(exc))
 
     @app.exception_handler(RequestValidationError)

@@ -14,6 +14,7 @@ Messages of ``FetchRefused`` reach API users verbatim, after the name of the fie
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -28,6 +29,8 @@ from typing import IO, Any
 
 import httpcore
 import httpx
+
+log = logging.getLogger("kairos.net")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -311,8 +314,11 @@ class GuardedFetcher:
         reason = _refusal_reason(address) or "an address that is not allowed"
         if host is None:
             raise FetchRefused(f"{address} is {reason}; only public addresses can be fetched")
+        # What a name resolves to inside Kairos's network is no business of whoever sent the
+        # URL (it maps the internal network for them); operators find it in the log.
+        log.info("refused %s: it resolves to %s, which is %s", host, address, reason)
         raise FetchRefused(
-            f"{host} resolves to {address}, which is {reason}; only public addresses can be fetched"
+            f"{host} resolves to a non-public address; only public addresses can be fetched"
         )
 
 

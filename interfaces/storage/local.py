@@ -5,6 +5,9 @@ is signed (HMAC-SHA256 over method, key, Content-Type, size and expiry), and the
 refused with 403 when the signature, the Content-Type or the byte count differs from what
 was signed, or once the URL has expired. Files are written to a temporary name and renamed
 when complete, so a reader never sees half a file.
+
+Keys come from URLs anyone can send, so every one is checked (``valid_key``) before it names
+a path, and a filesystem error while looking one up means "no such file", never a crash.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,10 +26,22 @@ from pathlib import Path
 from typing import IO, BinaryIO, TypedDict
 from urllib.parse import quote, unquote, urlencode
 
-from application.media import MediaChanged, StoredObject
+from application.media import MediaChanged, MediaUnavailable, StoredObject
 
 UPLOAD_PATH = "/media/upload/"
 PUBLIC_PATH = "/media/"
+MIN_SECRET_BYTES = 32
+MAX_KEY_CHARS = 1024
+"""S3's own limit on a key (bytes there; characters here, with each segment also bounded)."""
+MAX_SEGMENT_BYTES = 255
+"""The longest file name most filesystems accept."""
+UPLOAD_GRACE_SECONDS = 600.0
+"""How long an upload may go on after its URL expires: the URL is checked when the PUT
+starts, as S3 does, but a body trickling in must not hold a connection and a temporary
+file for ever."""
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+
+log = logging.getLogger("kairos.media")
 
 
 class _Meta(TypedDict):
@@ -50,9 +67,15 @@ class Upload:
     key: str
     content_type: str
     size: int
+    expires: int
+    """When the upload URL expired (or expires), in seconds since the epoch."""
     _file: BinaryIO
     _tmp: Path
     _written: int = 0
+
+    def seconds_left(self, grace: float) -> float:
+        """How much longer the body may take to arrive."""
+        return self.expires + grace - time.time()
 
     def write(self, chunk: bytes) -> None:
         self._written += len(chunk)
@@ -80,8 +103,20 @@ class Upload:
 
 
 class LocalStorage:
-    def __init__(self, root: Path, *, base_url: str, secret: bytes) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_url: str,
+        secret: bytes,
+        upload_grace: float = UPLOAD_GRACE_SECONDS,
+    ) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"the key that signs upload URLs must be at least {MIN_SECRET_BYTES} bytes"
+            )
         self.root = root
+        self.upload_grace = upload_grace
         self._base = base_url.rstrip("/")
         self._secret = secret
         (root / "objects").mkdir(parents=True, exist_ok=True)
@@ -112,7 +147,7 @@ class LocalStorage:
         return self.valid_key(unquote(url[len(prefix) :].split("?", 1)[0]))
 
     def stat(self, key: str) -> StoredObject | None:
-        meta = self._meta(key)
+        meta = self._meta(key) if self.valid_key(key) else None
         if meta is None:
             return None
         return StoredObject(
@@ -121,25 +156,27 @@ class LocalStorage:
 
     def read(self, key: str, *, start: int, length: int) -> bytes:
         try:
-            with self._object(key).open("rb") as file:
+            with self._open_object(key) as file:
                 file.seek(start)
                 return file.read(length)
-        except FileNotFoundError:
-            raise MediaChanged("the media file was deleted") from None
+        except OSError as error:
+            raise _read_failure(key, error, "the media file was deleted; upload it again") from None
 
     def chunks(self, key: str, *, chunk_size: int, etag: str | None) -> Iterator[bytes]:
-        meta = self._meta(key)
+        meta = self._meta(key) if self.valid_key(key) else None
         if meta is None or (etag is not None and meta["etag"] != etag):
-            raise MediaChanged(
-                "the media file was deleted or replaced after the post was scheduled; "
-                "upload it again and edit the post"
-            )
-        with self._object(key).open("rb") as file:
-            while chunk := file.read(chunk_size):
-                yield chunk
+            raise MediaChanged(_GONE)
+        try:
+            with self._open_object(key) as file:
+                while chunk := file.read(chunk_size):
+                    yield chunk
+        except OSError as error:
+            raise _read_failure(key, error, _GONE) from None
 
     def put(self, key: str, body: IO[bytes], *, content_type: str, size: int) -> StoredObject:
-        upload = self._open(key, content_type, size)
+        if self.valid_key(key) is None:
+            raise ValueError(f"not a storage key: {key!r}")
+        upload = self._open(key, content_type, size, int(time.time()))
         while chunk := body.read(1024 * 1024):
             upload.write(chunk)
         return upload.commit()
@@ -147,7 +184,8 @@ class LocalStorage:
     def check(self) -> str | None:
         for part in ("objects", "meta", "tmp"):
             if not os.access(self.root / part, os.W_OK):
-                return f"{self.root / part} is not writable"
+                log.warning("media storage: %s is not writable", self.root / part)
+                return "not writable"
         return None
 
     # ---- serving, for the API's routes ---------------------------------------------------
@@ -164,7 +202,8 @@ class LocalStorage:
         except (KeyError, ValueError):
             raise UploadRefused("the upload URL is not signed") from None
         expected = self._sign(key, signed_type, signed_size, expires)
-        if not hmac.compare_digest(expected, signature):
+        # compare_digest refuses non-ASCII text, so anything but our hex never reaches it.
+        if not _SIGNATURE.fullmatch(signature) or not hmac.compare_digest(expected, signature):
             raise UploadRefused("the upload URL's signature does not match")
         if expires < time.time():
             raise UploadRefused("the upload URL has expired; request a new one")
@@ -176,19 +215,27 @@ class LocalStorage:
             raise UploadRefused(
                 f"Content-Length must be {signed_size}, as declared when the URL was issued"
             )
-        return self._open(key, signed_type, signed_size)
+        return self._open(key, signed_type, signed_size, expires)
 
     def file_for(self, key: str) -> tuple[Path, str] | None:
         """The file and Content-Type behind a public URL's key, if it exists."""
         meta = self._meta(key) if self.valid_key(key) else None
-        if meta is None:
+        if meta is None or not self._object(key).is_file():
             return None
         return self._object(key), meta["content_type"]
 
     @staticmethod
     def valid_key(key: str) -> str | None:
+        """``key`` if it can name a file under the store's root, else None."""
         parts = key.split("/")
-        if len(parts) < 3 or any(part in {"", ".", ".."} for part in parts) or "\\" in key:
+        if (
+            len(key) > MAX_KEY_CHARS
+            or len(parts) < 3
+            or "\\" in key
+            or "\0" in key
+            or any(part in {"", ".", ".."} for part in parts)
+            or any(len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for part in parts)
+        ):
             return None
         return key
 
@@ -198,9 +245,9 @@ class LocalStorage:
         message = f"PUT\n{key}\n{content_type}\n{size}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def _open(self, key: str, content_type: str, size: int) -> Upload:
+    def _open(self, key: str, content_type: str, size: int, expires: int) -> Upload:
         handle, name = tempfile.mkstemp(dir=self.root / "tmp")
-        return Upload(self, key, content_type, size, os.fdopen(handle, "wb"), Path(name))
+        return Upload(self, key, content_type, size, expires, os.fdopen(handle, "wb"), Path(name))
 
     def _install(self, key: str, tmp: Path, content_type: str) -> StoredObject:
         digest = hashlib.md5()  # noqa: S324 - an ETag, as S3 computes it, not security
@@ -227,12 +274,33 @@ class LocalStorage:
     def _object(self, key: str) -> Path:
         return self.root / "objects" / key
 
+    def _open_object(self, key: str) -> BinaryIO:
+        if self.valid_key(key) is None:
+            raise FileNotFoundError(key)
+        return self._object(key).open("rb")
+
     def _meta_path(self, key: str) -> Path:
         return self.root / "meta" / f"{key}.json"
 
     def _meta(self, key: str) -> _Meta | None:
+        """The key's metadata; None when there is none, whatever the filesystem says why
+        (a segment too long, a file where a directory would be, unreadable JSON)."""
         try:
             loaded: _Meta = json.loads(self._meta_path(key).read_text())
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):
             return None
         return loaded
+
+
+_GONE = (
+    "the media file was deleted or replaced after the post was scheduled; "
+    "upload it again and edit the post"
+)
+_MISSING_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def _read_failure(key: str, error: OSError, gone: str) -> MediaChanged | MediaUnavailable:
+    if isinstance(error, _MISSING_ERRORS):
+        return MediaChanged(gone)
+    log.warning("media storage: reading %s failed: %s", key, error)
+    return MediaUnavailable("media storage could not be read just now")

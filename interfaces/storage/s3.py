@@ -5,10 +5,14 @@ storage itself answers 403 to a body of another type or size, or after expiry. T
 clients: one for Kairos's own calls (``endpoint_url``, often an internal address such as
 ``http://minio:9000``) and one that signs URLs for clients (``presign_endpoint_url``, the
 address they can reach).
+
+What goes wrong is logged in full on ``kairos.media``; the errors raised say only what a user
+may read (they end up in delivery results, notifications and emails), never the endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote, unquote
@@ -21,6 +25,10 @@ from application.media import MediaChanged, MediaUnavailable, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _CHANGED = {"412", "PreconditionFailed"}
+MAX_KEY_BYTES = 1024
+"""S3's limit: a longer key cannot name an object, so its URL is no file of ours."""
+
+log = logging.getLogger("kairos.media")
 
 
 class S3Storage:
@@ -68,8 +76,10 @@ class S3Storage:
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as error:
-            return f"bucket {self.bucket}: {_code(error)}"
+            log.warning("media storage: bucket %s answered %s", self.bucket, _code(error))
+            return f"unreachable: {_code(error)}"
         except BotoCoreError as error:
+            log.warning("media storage: bucket %s is unreachable: %s", self.bucket, error)
             return f"unreachable: {type(error).__name__}"
         return None
 
@@ -94,7 +104,9 @@ class S3Storage:
         if not url.startswith(self._public_base):
             return None
         key = unquote(url[len(self._public_base) :].split("?", 1)[0])
-        return key if key and ".." not in key.split("/") else None
+        if not key or ".." in key.split("/") or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            return None
+        return key
 
     def stat(self, key: str) -> StoredObject | None:
         try:
@@ -102,9 +114,9 @@ class S3Storage:
         except ClientError as error:
             if _code(error) in _MISSING:
                 return None
-            raise MediaUnavailable(f"media storage refused a read: {_code(error)}") from None
+            raise _unavailable("stat", key, error) from None
         except BotoCoreError as error:
-            raise MediaUnavailable(f"media storage is unreachable: {error}") from None
+            raise _unavailable("stat", key, error) from None
         return StoredObject(
             key=key,
             size=int(head["ContentLength"]),
@@ -124,7 +136,7 @@ class S3Storage:
         try:
             yield from body.iter_chunks(chunk_size)
         except (BotoCoreError, OSError) as error:
-            raise MediaUnavailable(f"reading media from storage failed: {error}") from None
+            raise _unavailable("read", key, error) from None
         finally:
             body.close()
 
@@ -138,10 +150,11 @@ class S3Storage:
                 ContentLength=size,
             )
         except (ClientError, BotoCoreError) as error:
-            raise MediaUnavailable(f"media storage refused a write: {error}") from None
+            raise _unavailable("write", key, error) from None
         stored = self.stat(key)
         if stored is None:
-            raise MediaUnavailable("media storage lost a file right after it was written")
+            log.warning("media storage: %s vanished right after it was written", key)
+            raise MediaUnavailable(UNAVAILABLE)
         return stored
 
     def _get(self, key: str, **extra: str) -> Any:
@@ -154,9 +167,18 @@ class S3Storage:
                     "the media file was deleted or replaced after the post was scheduled; "
                     "upload it again and edit the post"
                 ) from None
-            raise MediaUnavailable(f"media storage refused a read: {code}") from None
+            raise _unavailable("read", key, error) from None
         except BotoCoreError as error:
-            raise MediaUnavailable(f"media storage is unreachable: {error}") from None
+            raise _unavailable("read", key, error) from None
+
+
+UNAVAILABLE = "media storage cannot be reached just now"
+
+
+def _unavailable(action: str, key: str, error: Exception) -> MediaUnavailable:
+    """Log what went wrong, for operators; tell users only that storage is unavailable."""
+    log.warning("media storage: %s of %s failed: %s", action, key, error)
+    return MediaUnavailable(UNAVAILABLE)
 
 
 def _code(error: ClientError) -> str:

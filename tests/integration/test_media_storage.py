@@ -5,6 +5,7 @@ Content-Type or size differs from what its URL was signed for."""
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from application.media import MediaChanged, MediaStorage
+from application.media import MediaChanged, MediaStorage, MediaUnavailable
 from interfaces.storage.local import LocalStorage
 from interfaces.storage.s3 import S3Storage
 
@@ -134,3 +135,37 @@ def test_the_local_store_serves_public_files(kairos: Any, api_url: str) -> None:
     assert response.content == BODY
     assert httpx.get(f"{api_url}/media/../../secrets.json").status_code == 404
     assert httpx.get(storage.public_url(new_key())).status_code == 404
+
+
+def test_unreachable_s3_is_logged_in_full_and_told_to_users_in_general(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What storage says reaches delivery errors, notifications and emails: never the
+    internal endpoint or the bucket."""
+    from interfaces.serving import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    s3 = S3Storage(
+        bucket="media-internal-name",
+        endpoint_url=f"http://{address}",
+        access_key_id="test",
+        secret_access_key="test",
+    )
+    failures = []
+    with caplog.at_level(logging.WARNING, logger="kairos.media"):
+        for attempt in (
+            lambda: s3.stat(new_key()),
+            lambda: s3.read(new_key(), start=0, length=10),
+            lambda: b"".join(s3.chunks(new_key(), chunk_size=4096, etag=None)),
+            lambda: s3.put(new_key(), io.BytesIO(BODY), content_type="image/jpeg", size=len(BODY)),
+        ):
+            with pytest.raises(MediaUnavailable) as failure:
+                attempt()
+            failures.append(failure.value.message)
+        problem = s3.check()
+
+    for told in [*failures, problem or ""]:
+        assert address not in told
+        assert "media-internal-name" not in told
+    assert (problem or "").startswith("unreachable")
+    assert address in caplog.text

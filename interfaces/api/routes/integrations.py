@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from application.connections import AuthorizationFailed, ScheduledPost
-from application.errors import NotFound
+from application.errors import NotFound, ServiceUnavailable
 from application.plans import PlanLimitReached
 from application.views import integration_details
 from domain.integration import Integration
 from interfaces.api.deps import KairosDep, PrincipalDep
+from interfaces.api.errors import UNAVAILABLE
 from interfaces.api.routes.posts import ERRORS
 from interfaces.api.schemas import (
     AuthUrlEnvelope,
@@ -83,7 +84,8 @@ def update_integration(
         409: {
             "model": IntegrationInUseBody,
             "description": "Posts are scheduled to the account; they are listed",
-        }
+        },
+        **UNAVAILABLE,
     },
 )
 def disconnect_integration(
@@ -126,7 +128,10 @@ def integration_history(
 @router.get(
     "/{provider}/auth",
     response_model=AuthUrlEnvelope,
-    responses={402: {"model": ErrorBody, "description": "The plan's account cap is reached"}},
+    responses={
+        402: {"model": ErrorBody, "description": "The plan's account cap is reached"},
+        **UNAVAILABLE,
+    },
 )
 def authorization_url(
     provider: str,
@@ -162,6 +167,7 @@ HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
         400: {"description": "Denied, expired, reused or forged authorization", **HTML},
         402: {"description": "A new account would pass the plan's cap", **HTML},
         404: {"description": "Unknown platform", **HTML},
+        503: {"description": "Kairos could not check the plan's cap just now", **HTML},
     },
 )
 def oauth_callback(
@@ -182,6 +188,8 @@ def oauth_callback(
         return _page(400, "Connection failed", exc.message, None)
     except PlanLimitReached as exc:
         return _page(402, "Plan limit reached", exc.message, None)
+    except ServiceUnavailable as exc:
+        return _page(503, "Try again", exc.message, None)
     message = {
         "type": "kairos:integration-connected",
         "integrationId": str(connected.integration_id),

@@ -7,6 +7,8 @@ checks the signed URL exactly as S3 would, and ``GET /media/<key>`` serves publi
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
@@ -49,15 +51,22 @@ async def upload(key: str, request: Request, kairos: KairosDep) -> Response:
     if not isinstance(storage, LocalStorage):
         return error_response(404, "not found")
     try:
-        upload = storage.begin_upload(
+        upload = await run_in_threadpool(
+            storage.begin_upload,
             key,
             dict(request.query_params),
             content_type=request.headers.get("content-type"),
             length=request.headers.get("content-length"),
         )
         try:
-            async for chunk in request.stream():
-                upload.write(chunk)
+            # File writes run in the thread pool, and a body still arriving once the URL
+            # (plus some grace) has expired is cut off rather than held open for ever.
+            async with asyncio.timeout(upload.seconds_left(storage.upload_grace)):
+                async for chunk in request.stream():
+                    await run_in_threadpool(upload.write, chunk)
+        except TimeoutError:
+            upload.abort()
+            return error_response(408, "the upload took too long; request a new URL")
         except BaseException:
             upload.abort()
             raise

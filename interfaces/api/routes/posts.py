@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from application.posts import PostChanges, PostInput
 from domain.errors import InvalidField
 from interfaces.api.deps import KairosDep, PrincipalDep
+from interfaces.api.errors import UNAVAILABLE
 from interfaces.api.schemas import (
     DeletedEnvelope,
     ErrorBody,
@@ -86,7 +87,8 @@ def list_posts(
     status_code=201,
     response_model=PostEnvelope,
     responses={
-        422: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"}
+        422: {"model": ErrorBody, "description": "Idempotency-Key reused with another body"},
+        **UNAVAILABLE,
     },
 )
 def create_post(
@@ -140,7 +142,11 @@ def get_post(
     return as_json(PostEnvelope(post=PostOut.of(post)))
 
 
-@router.patch("/{post_id}", response_model=PostEnvelope, responses={409: {"model": ErrorBody}})
+@router.patch(
+    "/{post_id}",
+    response_model=PostEnvelope,
+    responses={409: {"model": ErrorBody}, **UNAVAILABLE},
+)
 def update_post(
     post_id: UUID, body: PostUpdate, kairos: KairosDep, principal: PrincipalDep
 ) -> Response:

@@ -18,6 +18,7 @@ import pytest
 from projections.notifications import NotificationsView, notification_id
 from projections.rebuild import rebuild
 from tests.conftest import Account, unique
+from tests.integration.api.test_posts import CRAFTED_CURSORS, crafted_cursor
 from tests.support.notifications import api_with_notifications, connect_directly, eventually
 
 TERMINAL = {"published", "failed", "partial"}
@@ -280,3 +281,14 @@ def test_a_rebuild_reproduces_notifications_and_keeps_read_marks(
     assert report.replaced
     assert listed(http)["notifications"] == before  # same ids, same text, read marks kept
     assert rebuild(view, factory).identical
+
+
+@pytest.mark.parametrize("value", CRAFTED_CURSORS)
+def test_a_crafted_cursor_is_refused_naming_the_cursor(
+    account: Account, inbox: Any, value: Any
+) -> None:
+    response = inbox(account).get("/api/notifications", params={"cursor": crafted_cursor(value)})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert response.json()["field"] == "cursor"

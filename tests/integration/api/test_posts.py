@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -340,3 +342,28 @@ def test_nul_characters_are_refused_before_they_reach_the_event_store(
     assert account.http.post("/api/organizations", json={"name": "a\x00b"}).status_code == 400
     assert kairos.app.last_position() == before
     assert account.http.get("/readyz").status_code == 200
+
+
+def crafted_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+CRAFTED_CURSORS = [
+    ["2024-01-01T00:00:00", 1],
+    ["2024-01-01T00:00:00+00:00", ["not", "an", "id"]],
+    [1, str(uuid.uuid4())],
+    ["2024-01-01T00:00:00", str(uuid.uuid4())],
+    ["2024-01-01T00:00:00+00:00", str(uuid.uuid4()), "extra"],
+    {"created": "2024-01-01T00:00:00+00:00", "id": str(uuid.uuid4())},
+    None,
+]
+"""Well-formed base64 of JSON no page ever issued: wrong types, arity, or a naive time."""
+
+
+@pytest.mark.parametrize("value", CRAFTED_CURSORS)
+def test_a_crafted_cursor_is_refused_naming_the_cursor(account: Account, value: Any) -> None:
+    response = account.http.get("/api/posts", params={"cursor": crafted_cursor(value)})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert response.json()["field"] == "cursor"
