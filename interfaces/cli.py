@@ -224,24 +224,43 @@ def set_plan(
 
 
 @accounts.command("check")
-def check_accounts() -> None:
+def check_accounts(
+    org: Annotated[
+        str | None, typer.Option(help="Only this organization's accounts (its id).")
+    ] = None,
+) -> None:
     """Health-check every connected account now (refreshing tokens that need it).
 
     Each check's event also puts the account's next refresh and daily check on the
-    due-work index, so this is how accounts connected before upkeep existed join it."""
+    due-work index, so this is how accounts connected before upkeep existed join it. One
+    account's failure is reported and the rest are still checked; the exit status says
+    whether any failed."""
+    from uuid import UUID
+
     from interfaces.bootstrap import build
 
-    kairos = build(_settings())
     try:
-        ids = kairos.integrations_view.live_account_ids()
+        organization_id = UUID(org) if org else None
+    except ValueError:
+        raise typer.BadParameter(f"{org!r} is not an organization id", param_hint="--org") from None
+    kairos = build(_settings())
+    failed = 0
+    try:
+        ids = kairos.integrations_view.live_account_ids(organization_id)
         for integration_id in ids:
-            kairos.upkeep.health_check(integration_id)
+            try:
+                kairos.upkeep.health_check(integration_id)
+            except Exception as exc:
+                failed += 1
+                typer.echo(f"{integration_id}  check failed: {type(exc).__name__}: {exc}")
+                continue
             after = kairos.app.get_integration(integration_id)
-            status = after.status if after is not None else "gone"
-            typer.echo(f"{integration_id}  {status}")
-        typer.echo(f"checked {len(ids)} accounts")
+            typer.echo(f"{integration_id}  {after.status if after is not None else 'gone'}")
+        typer.echo(f"checked {len(ids)} accounts, {failed} failed")
     finally:
         kairos.close()
+    if failed:
+        raise typer.Exit(1)
 
 
 @projections.command("rebuild")

@@ -116,15 +116,17 @@ class IntegrationsView(ReadModel):
             row = curs.fetchone()
         return int(row["connected"]) if row else 0
 
-    def live_account_ids(self) -> list[UUID]:
-        """Every account of every organization that is connected or in error: the ones
-        upkeep looks after."""
+    def live_account_ids(self, organization_id: UUID | None = None) -> list[UUID]:
+        """The accounts that are connected or in error (of one organization, or all): the
+        ones upkeep looks after."""
         self.catch_up_to(self.app.last_position())
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
-                SQL("SELECT id FROM {0} WHERE status IN ('connected', 'error') ORDER BY id").format(
-                    self.table("integrations")
-                )
+                SQL(
+                    "SELECT id FROM {0} WHERE status IN ('connected', 'error') "
+                    "AND (%s::uuid IS NULL OR organization_id = %s) ORDER BY id"
+                ).format(self.table("integrations")),
+                (organization_id, organization_id),
             )
             return [row["id"] for row in curs.fetchall()]
 

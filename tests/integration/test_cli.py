@@ -79,10 +79,15 @@ def test_accounts_check_health_checks_every_live_account_and_schedules_the_next(
         "KAIROS_X_AUTHORIZE_URL": f"{sandbox_url}/x/i/oauth2/authorize",
     }
 
-    result = CliRunner().invoke(cli, ["accounts", "check"], env={**env, **sandbox})
+    result = CliRunner().invoke(
+        cli,
+        ["accounts", "check", "--org", str(account.organization_id)],
+        env={**env, **sandbox},
+    )
 
     assert result.exit_code == 0, result.output
     assert f"{connected['id']}  connected" in result.output
+    assert "checked 1 accounts, 0 failed" in result.output
     events = [type(e).__name__ for e in kairos.app.history(UUID(connected["id"]))]
     assert events[-1] == "IntegrationChecked"
     with kairos.datastore.get_connection() as conn, conn.cursor() as curs:
