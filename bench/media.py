@@ -31,10 +31,7 @@ import logging
 import os
 import platform
 import secrets
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -92,7 +89,6 @@ MEDIA_PROCESSING_SECS = int(os.environ.get("BENCH_MEDIA_PROCESSING", "0"))
 
 TARGET_PRESIGN_P99 = 0.010
 
-S3_SERVER = Path(__file__).resolve().parent.parent / "tools" / "s3server"
 S3_KEYS = {"access_key_id": "test", "secret_access_key": "test"}
 
 
@@ -105,62 +101,12 @@ def ratio(numerator: float, denominator: float) -> str:
 
 @contextlib.contextmanager
 def s3_server(tmp: Path) -> Iterator[tuple[str, Callable[[], None]]]:
-    """LocalStack's S3 on loopback, started as ``tests/conftest.py`` starts it (signatures
-    checked). Yields its URL and a function that waits until it answers; stopped on exit."""
-    from interfaces.serving import free_port
+    """LocalStack's S3 on loopback, started as the tests start it (signatures checked).
+    Yields its URL and a function that waits until it answers; stopped on exit."""
+    from tests.support.s3server import local_s3
 
-    port = free_port()
-    work = tmp / "s3server"
-    work.mkdir()
-    env = {
-        **os.environ,
-        "SERVICES": "s3",
-        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "S3_SKIP_SIGNATURE_VALIDATION": "0",
-        "DNS_ADDRESS": "0",
-        "EAGER_SERVICE_LOADING": "1",
-        "LOCALSTACK_VOLUME_DIR": str(work),
-        "TMPDIR": str(work),
-    }
-    env.pop("VIRTUAL_ENV", None)
-    # ``uv run`` names itself in $UV; the tool installs outside PATH on a bare machine.
-    uv = os.environ.get("UV") or shutil.which("uv") or "uv"
-    url = f"http://127.0.0.1:{port}"
-    with (work / "server.log").open("wb") as log:
-        # Its own session, so stopping it reaches LocalStack behind ``uv run``.
-        command = [uv, "run", "--frozen", "--project", str(S3_SERVER), "python", "-m"]
-        process = subprocess.Popen(
-            [*command, "localstack.runtime.main"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=S3_SERVER,
-            start_new_session=True,
-        )
-
-        def wait(timeout: float = 120.0) -> None:
-            deadline = time.monotonic() + timeout
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/_localstack/health", timeout=1).status_code == 200:
-                        return
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the S3 server did not start:\n{(work / 'server.log').read_text()[-3000:]}"
-                    )
-                time.sleep(0.25)
-
-        try:
-            yield url, wait
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+    with local_s3(tmp / "s3server") as server:
+        yield server.url, server.wait
 
 
 # ---- 1. presign latency --------------------------------------------------------------------

@@ -162,9 +162,6 @@ def api_url(kairos: Any, api_port: int) -> Iterator[str]:
         yield url
 
 
-S3_SERVER = Path(__file__).resolve().parent.parent / "tools" / "s3server"
-
-
 @dataclass(frozen=True)
 class S3Server:
     endpoint_url: str
@@ -188,67 +185,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             os.environ.get("KAIROS_TEST_S3_SECRET_ACCESS_KEY", "minioadmin"),
         )
         return
-    import shutil
-    import subprocess
-    import time
+    from tests.support.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, local_s3
 
-    from interfaces.serving import free_port
-
-    port = free_port()
-    work = tmp_path_factory.mktemp("s3server")
-    env = {
-        **os.environ,
-        "SERVICES": "s3",
-        "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "S3_SKIP_SIGNATURE_VALIDATION": "0",
-        "DNS_ADDRESS": "0",
-        "EAGER_SERVICE_LOADING": "1",
-        "LOCALSTACK_VOLUME_DIR": str(work),
-        "TMPDIR": str(work),
-    }
-    env.pop("VIRTUAL_ENV", None)
-    log = (work / "server.log").open("wb")
-    # ``uv run`` names itself in $UV; the tool installs outside PATH on a bare machine.
-    uv = os.environ.get("UV") or shutil.which("uv") or "uv"
-    process = subprocess.Popen(
-        [
-            uv,
-            "run",
-            "--frozen",
-            "--project",
-            str(S3_SERVER),
-            "python",
-            "-m",
-            "localstack.runtime.main",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=S3_SERVER,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/_localstack/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the S3 server did not start; see {work / 'server.log'}:\n"
-                    + (work / "server.log").read_text()[-3000:]
-                )
-            time.sleep(0.25)
-        yield S3Server(url, "test", "test")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with local_s3(tmp_path_factory.mktemp("s3server")) as server:
+        server.wait()
+        yield S3Server(server.url, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
 
 
 @dataclass

@@ -8,9 +8,9 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.types.json import Jsonb
 
 from application.identity import ApiToken, AuditEntry, BrowserSession, Organization, User
+from interfaces.postgres.audit import write_audit
 
 # Column names, not a secret.
 _TOKEN_COLUMNS = ", ".join(
@@ -36,13 +36,13 @@ class PostgresIdentityStore:
                 (user.id, user.email, user.name, user.password_hash, user.active_organization_id),
             )
             self._insert_membership(curs, organization.id, user.id, "owner")
-            _audit(curs, audit)
+            write_audit(curs, audit)
 
     def add_organization(self, organization: Organization, owner: UUID, audit: AuditEntry) -> None:
         with self._datastore.transaction(commit=True) as curs:
             self._insert_organization(curs, organization)
             self._insert_membership(curs, organization.id, owner, "owner")
-            _audit(curs, audit)
+            write_audit(curs, audit)
 
     def user_by_email(self, email: str) -> User | None:
         return self._one_user("email = %s", email)
@@ -74,7 +74,7 @@ class PostgresIdentityStore:
                 "UPDATE organizations SET publish_late = %s WHERE id = %s",
                 (publish_late, organization_id),
             )
-            _audit(curs, audit)
+            write_audit(curs, audit)
 
     def set_active_organization(self, user_id: UUID, organization_id: UUID) -> None:
         with self._datastore.transaction(commit=True) as curs:
@@ -99,7 +99,7 @@ class PostgresIdentityStore:
                     session.expires_at,
                 ),
             )
-            _audit(curs, audit)
+            write_audit(curs, audit)
 
     def session(self, key_hash: bytes) -> BrowserSession | None:
         with self._datastore.get_connection() as conn, conn.cursor() as curs:
@@ -141,7 +141,7 @@ class PostgresIdentityStore:
                     token.expires_at,
                 ),
             )
-            _audit(curs, audit)
+            write_audit(curs, audit)
 
     def token_by_hash(self, token_hash: bytes) -> ApiToken | None:
         with self._datastore.get_connection() as conn, conn.cursor() as curs:
@@ -171,7 +171,7 @@ class PostgresIdentityStore:
             )
             if curs.rowcount != 1:
                 return False
-            _audit(curs, audit)
+            write_audit(curs, audit)
             return True
 
     def touch_token(self, token_id: UUID, at: datetime) -> None:
@@ -211,17 +211,3 @@ class PostgresIdentityStore:
             "INSERT INTO memberships (organization_id, user_id, role) VALUES (%s, %s, %s)",
             (organization_id, user_id, role),
         )
-
-
-def _audit(curs: Cursor[DictRow], entry: AuditEntry) -> None:
-    curs.execute(
-        "INSERT INTO audit_log (action, actor_user_id, organization_id, subject, details) "
-        "VALUES (%s, %s, %s, %s, %s)",
-        (
-            entry.action,
-            entry.actor_user_id,
-            entry.organization_id,
-            entry.subject,
-            Jsonb(entry.details),
-        ),
-    )
