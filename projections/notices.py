@@ -146,7 +146,10 @@ def _advice(category: str | None, account: AccountLabel) -> str:
         "account_unusable": f"Reconnect {account}, then republish the post.",
         "rate_limited": "The platform's rate limit was reached: republish the post later.",
         "quota_exceeded": "The account's posting quota is used up: republish the post later.",
-        "content_rejected": "The platform refused the content: post it again with changes.",
+        "content_rejected": "The platform refused the content: the reason above says what to "
+        "change (or to reconnect, when a permission is missing).",
+        "timed_out": "Every attempt ran out of time without an answer: check the account, "
+        "then republish.",
         "media_unavailable": "A media file could not be fetched: check it, then post again.",
         "media_changed": "A media file changed after it was checked: post it again.",
         "missed": "Its time passed while it could not be published: republish it to post now.",
