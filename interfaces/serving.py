@@ -25,7 +25,16 @@ def serve(
 ) -> Iterator[str]:
     """Serve ``app`` in a thread; yields its base URL (no trailing slash) until exit."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        # Longer than a client's idle pauses: a server closing an idle keep-alive connection
+        # just as the client reuses it makes that request fail with "connection reset".
+        timeout_keep_alive=75,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
