@@ -559,25 +559,6 @@ def phase_publish(
     ]
 
 
-def stop_pipeline(pipeline: Any, database_url: str) -> None:
-    """Stop the dispatcher and the workers before the database goes away. The dispatcher
-    sleeps in LISTEN until the next due row; NOTIFYs wake it until it has seen the stop."""
-    import threading
-
-    import psycopg
-    from psycopg.sql import SQL, Identifier
-
-    from application.due import DUE_CHANNEL
-
-    stopper = threading.Thread(target=pipeline.stop, name="stop-pipeline")
-    stopper.start()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        while stopper.is_alive() and pipeline.dispatcher.alive:
-            conn.execute(SQL("NOTIFY {}").format(Identifier(DUE_CHANNEL)))
-            stopper.join(0.1)
-    stopper.join()
-
-
 # ---- the run -------------------------------------------------------------------------------
 
 
@@ -700,7 +681,7 @@ def main() -> int:
         pipeline = Pipeline(
             kairos.publishing, kairos.datastore, redis_url, lease=settings.dispatch_lease
         )
-        stack.callback(stop_pipeline, pipeline, database_url)
+        stack.callback(pipeline.stop)  # wakes the dispatcher from its LISTEN wait
         pipeline.start_workers(threads=settings.worker_threads)
         pipeline.start_dispatcher()
         rows += phase_publish(kairos, api_url, sandbox_url, token.secret, user.id, org.id)

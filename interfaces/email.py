@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from interfaces.config import Settings
+from interfaces.postgres.listen import ListenLoop
 from projections.notifications import EMAIL_OUTBOX_CHANNEL, OUTBOX_TABLE
 
 log = logging.getLogger("kairos.email")
@@ -184,10 +184,10 @@ class EmailOutbox:
         self.lease = lease
         self.batch_size = batch_size
         self.idle_wait = idle_wait
-        self.restarts = 0
         self._table = Identifier(datastore.schema, OUTBOX_TABLE)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = ListenLoop(
+            datastore, EMAIL_OUTBOX_CHANNEL, self._step, name="email outbox", log=log
+        )
 
     def drain_once(self) -> int:
         """Claim and send one batch of due emails; return how many were claimed."""
@@ -273,45 +273,29 @@ class EmailOutbox:
 
     # ---- running ------------------------------------------------------------------------
 
+    def _step(self) -> float:
+        while self.drain_once() >= self.batch_size:
+            pass
+        due = self.seconds_until_next()
+        return self.idle_wait if due is None else min(due, self.idle_wait)
+
     def run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with self.datastore.get_connection() as conn:
-                    conn.execute(SQL("LISTEN {0}").format(Identifier(EMAIL_OUTBOX_CHANNEL)))
-                    try:
-                        backoff = 0.1
-                        while not self._stop.is_set():
-                            while self.drain_once() >= self.batch_size:
-                                pass
-                            due = self.seconds_until_next()
-                            wait = self.idle_wait if due is None else min(due, self.idle_wait)
-                            for _ in conn.notifies(timeout=wait, stop_after=1):
-                                pass
-                    finally:
-                        if not conn.closed:
-                            conn.execute("UNLISTEN *")
-            except Exception:
-                self.restarts += 1
-                log.exception("email outbox failed; restarting in %.1fs", backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        self._loop.run()
 
     def start(self) -> EmailOutbox:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="email-outbox", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.alive
+
+    @property
+    def restarts(self) -> int:
+        return self._loop.restarts
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
 
 
 def _email(row: dict[str, Any]) -> Email:

@@ -9,18 +9,16 @@ ends, because only the events that finish the work delete the row.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.sql import SQL, Identifier
 
 from application.due import DUE_CHANNEL, WAKE_HORIZON, WorkKind
+from interfaces.postgres.listen import ListenLoop
 
 log = logging.getLogger("kairos.dispatcher")
 
@@ -77,9 +75,7 @@ class Dispatcher:
         self.lease = lease
         self.batch = batch
         self.dispatched = 0
-        self.restarts = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = ListenLoop(datastore, DUE_CHANNEL, self._step, name="dispatcher", log=log)
 
     def claim(self) -> list[DueItem]:
         with self._datastore.transaction(commit=True) as curs:
@@ -113,43 +109,24 @@ class Dispatcher:
         seconds = row["seconds"] if row else None
         return MAX_SLEEP if seconds is None else max(0.0, min(float(seconds), MAX_SLEEP))
 
+    def _step(self) -> float:
+        self.dispatch_due()
+        return self.seconds_until_next()
+
     def run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with self._datastore.get_connection() as conn:
-                    conn.execute(SQL("LISTEN {0}").format(Identifier(DUE_CHANNEL)))
-                    try:
-                        backoff = 0.1
-                        while not self._stop.is_set():
-                            self.dispatch_due()
-                            wait = self.seconds_until_next()
-                            if wait > 0:
-                                for _ in conn.notifies(timeout=wait, stop_after=1):
-                                    pass
-                    finally:
-                        if not conn.closed:
-                            conn.execute("UNLISTEN *")
-            except Exception:
-                self.restarts += 1
-                log.exception("dispatcher failed; restarting in %.1fs", backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        self._loop.run()
 
     def start(self) -> Dispatcher:
-        self._thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.alive
+
+    @property
+    def restarts(self) -> int:
+        return self._loop.restarts
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        # Wake the loop from its LISTEN wait (up to the wake horizon) so it stops now, before
-        # the database may go away under it. Other dispatchers just look again.
-        with contextlib.suppress(Exception), self._datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("NOTIFY {0}").format(Identifier(DUE_CHANNEL)))
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
