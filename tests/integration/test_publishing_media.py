@@ -3,8 +3,10 @@ three steps (presign, PUT, reference) end with the file attached to the tweet.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -121,9 +123,7 @@ def test_a_retried_delivery_attaches_the_media_it_already_uploaded(
     x = account.connect_x(username)
     image = jpeg_bytes(900, 900)
     url = upload(account, image, "image/jpeg", "again.jpg")
-    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
-    httpx.post(faults, json={"fail_rate": 1.0, "fail_status": 503}).raise_for_status()
-    try:
+    with in_doubt_while(sandbox_url, account, {"fail_rate": 1.0, "fail_status": 503}) as wait:
         post_id = account.http.post(
             "/api/posts",
             json={
@@ -133,13 +133,7 @@ def test_a_retried_delivery_attaches_the_media_it_already_uploaded(
                 "scheduledAt": soon(0.5),
             },
         ).json()["post"]["id"]
-        wait_for(account, post_id, {"publishing"})
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while "AccountPublishInDoubt" not in history(account, post_id):
-            assert datetime.now(UTC) < deadline, history(account, post_id)
-            time.sleep(0.1)
-    finally:
-        httpx.delete(faults).raise_for_status()
+        wait(post_id)
 
     post = wait_for(account, post_id, TERMINAL, timeout=30)
 
@@ -162,16 +156,36 @@ def history(account: Account, post_id: str) -> list[str]:
     return [e["type"] for e in events]
 
 
+@contextlib.contextmanager
+def in_doubt_while(
+    sandbox_url: str, account: Account, fault: dict[str, Any]
+) -> Iterator[Callable[[str], None]]:
+    """X's create-tweet endpoint misbehaves as ``fault`` says until the block ends. The
+    block schedules its post and calls the yielded function with its id, which waits until
+    the delivery is recorded in doubt."""
+    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
+
+    def until_in_doubt(post_id: str) -> None:
+        deadline = time.monotonic() + 20
+        while "AccountPublishInDoubt" not in history(account, post_id):
+            assert time.monotonic() < deadline, history(account, post_id)
+            time.sleep(0.1)
+
+    httpx.post(faults, json=fault).raise_for_status()
+    try:
+        yield until_in_doubt
+    finally:
+        httpx.delete(faults).raise_for_status()
+
+
 def test_a_lost_answer_is_settled_although_x_rewrote_the_links_and_added_the_media_link(
     pipeline: Any, account: Account, sandbox_url: str
 ) -> None:
     username = unique("tco")
     x = account.connect_x(username)
     url = upload(account, jpeg_bytes(640, 640), "image/jpeg", "tco.jpg")
-    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
     # The tweet is created, then the answer is lost: Kairos must find it, not post again.
-    httpx.post(faults, json={"drop_response_rate": 1.0}).raise_for_status()
-    try:
+    with in_doubt_while(sandbox_url, account, {"drop_response_rate": 1.0}) as wait:
         post_id = account.http.post(
             "/api/posts",
             json={
@@ -181,12 +195,7 @@ def test_a_lost_answer_is_settled_although_x_rewrote_the_links_and_added_the_med
                 "scheduledAt": soon(0.5),
             },
         ).json()["post"]["id"]
-        deadline = time.monotonic() + 20
-        while "AccountPublishInDoubt" not in history(account, post_id):
-            assert time.monotonic() < deadline, history(account, post_id)
-            time.sleep(0.1)
-    finally:
-        httpx.delete(faults).raise_for_status()
+        wait(post_id)
 
     post = wait_for(account, post_id, TERMINAL, timeout=30)
 
@@ -216,18 +225,11 @@ def test_an_in_doubt_post_is_not_taken_for_one_differing_only_in_its_link(
 
     first = wait_for(account, schedule("New article: https://ex.com/a"), TERMINAL)
     assert first["status"] == "published", first
-    faults = f"{sandbox_url}/x/_sandbox/faults/create_tweet"
     # X answers 503 without posting: the second post is in doubt, and its search must not
     # settle it as the first, whose text differs only in the link.
-    httpx.post(faults, json={"fail_rate": 1.0, "fail_status": 503}).raise_for_status()
-    try:
+    with in_doubt_while(sandbox_url, account, {"fail_rate": 1.0, "fail_status": 503}) as wait:
         second_id = schedule("New article: https://ex.com/b")
-        deadline = time.monotonic() + 20
-        while "AccountPublishInDoubt" not in history(account, second_id):
-            assert time.monotonic() < deadline, history(account, second_id)
-            time.sleep(0.1)
-    finally:
-        httpx.delete(faults).raise_for_status()
+        wait(second_id)
 
     second = wait_for(account, second_id, TERMINAL, timeout=30)
 
