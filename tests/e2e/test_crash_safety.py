@@ -60,7 +60,8 @@ def private_redis(url: str) -> str:
     db = str(random.randint(1, 15))
     if parts.scheme == "unix":
         query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", db)]
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        # Not urlunsplit: with no host it writes "unix:/path", which redis-py refuses.
+        return f"unix://{parts.path}?{urlencode(query)}"
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
