@@ -55,6 +55,14 @@ class Organization:
 
 
 @dataclass(frozen=True)
+class OrganizationSettings:
+    publish_late: bool
+    """Publish posts that could not start on time, rather than mark them missed."""
+    delay_on_quota: bool
+    """A post over a platform's publishing quota waits for room, rather than failing."""
+
+
+@dataclass(frozen=True)
 class ApiToken:
     id: UUID
     user_id: UUID
@@ -113,10 +121,10 @@ class IdentityStore(Protocol):
 
     def set_active_organization(self, user_id: UUID, organization_id: UUID) -> None: ...
 
-    def publishes_late(self, organization_id: UUID) -> bool: ...
+    def settings(self, organization_id: UUID) -> OrganizationSettings: ...
 
-    def set_publish_late(
-        self, organization_id: UUID, publish_late: bool, audit: AuditEntry
+    def update_settings(
+        self, organization_id: UUID, settings: OrganizationSettings, audit: AuditEntry
     ) -> None: ...
 
     def add_session(self, key_hash: bytes, session: BrowserSession, audit: AuditEntry) -> None: ...
@@ -195,22 +203,40 @@ class IdentityService:
         )
         return organization
 
-    def set_publish_late(self, principal: Principal, publish_late: bool) -> None:
-        """Whether posts the system could not start on time still go out late."""
-        self._store.set_publish_late(
+    def update_settings(
+        self,
+        principal: Principal,
+        *,
+        publish_late: bool | None = None,
+        delay_on_quota: bool | None = None,
+    ) -> OrganizationSettings:
+        """Change the given settings of the caller's organization; the rest stay."""
+        current = self._store.settings(principal.organization_id)
+        updated = OrganizationSettings(
+            publish_late=current.publish_late if publish_late is None else publish_late,
+            delay_on_quota=current.delay_on_quota if delay_on_quota is None else delay_on_quota,
+        )
+        self._store.update_settings(
             principal.organization_id,
-            publish_late,
+            updated,
             AuditEntry(
-                "organization.publish_late",
+                "organization.settings",
                 principal.user_id,
                 principal.organization_id,
                 str(principal.organization_id),
-                {"publishLate": publish_late},
+                {"publishLate": updated.publish_late, "delayOnQuota": updated.delay_on_quota},
             ),
         )
+        return updated
+
+    def settings(self, organization_id: UUID) -> OrganizationSettings:
+        return self._store.settings(organization_id)
 
     def publishes_late(self, organization_id: UUID) -> bool:
-        return self._store.publishes_late(organization_id)
+        return self._store.settings(organization_id).publish_late
+
+    def delays_on_quota(self, organization_id: UUID) -> bool:
+        return self._store.settings(organization_id).delay_on_quota
 
     def organizations(self, user_id: UUID) -> list[Organization]:
         return self._store.memberships(user_id)

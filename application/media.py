@@ -176,6 +176,11 @@ class StoredMedia:
     content_type: str
     size: int
     etag: str | None
+    url: str = ""
+    """Where the platform can fetch the stored copy (Instagram's ``image_url``)."""
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
 
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         return self.storage.chunks(self.key, chunk_size=chunk_size, etag=self.etag)
@@ -238,7 +243,17 @@ class MediaService:
                 except InvalidField as refused:
                     raise MediaChanged(f"{url} cannot be published: {refused.message}") from None
             found.append(
-                StoredMedia(self._storage, asset.key, asset.content_type, asset.size, asset.etag)
+                StoredMedia(
+                    self._storage,
+                    asset.key,
+                    asset.content_type,
+                    asset.size,
+                    asset.etag,
+                    url=self._storage.public_url(asset.key),
+                    width=asset.width,
+                    height=asset.height,
+                    duration_ms=asset.duration_ms,
+                )
             )
         return found
 

@@ -32,11 +32,16 @@ from application.app import KairosApplication
 from application.credentials import AccessTokens
 from application.platforms import (
     AuthorizationExpired,
+    ClaimLost,
     DuplicateContent,
     MediaPayload,
     PlatformAdapter,
     PlatformError,
+    PublishMedia,
+    PublishRequest,
+    QuotaReached,
     RateLimited,
+    StagedPublisher,
     TimelinePost,
     TransientPlatformError,
 )
@@ -112,8 +117,24 @@ class PublishingPolicy:
         return 2 * self.max_attempts
 
 
+class StoredFile(MediaPayload, Protocol):
+    """A stored media file as a platform may need it: bytes, public URL, dimensions."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def width(self) -> int | None: ...
+
+    @property
+    def height(self) -> int | None: ...
+
+    @property
+    def duration_ms(self) -> int | None: ...
+
+
 class MediaLibrary(Protocol):
-    def payloads(self, organization_id: UUID, urls: Sequence[str]) -> Sequence[MediaPayload]:
+    def payloads(self, organization_id: UUID, urls: Sequence[str]) -> Sequence[StoredFile]:
         """The stored files behind a post's media URLs (``application/media.py``)."""
         ...
 
@@ -121,6 +142,11 @@ class MediaLibrary(Protocol):
 class LatePublishing(Protocol):
     def publishes_late(self, organization_id: UUID) -> bool:
         """Whether the organization wants posts published late rather than marked missed."""
+        ...
+
+    def delays_on_quota(self, organization_id: UUID) -> bool:
+        """Whether a post over a platform's publishing quota waits for room (rather than
+        failing at once, saying so)."""
         ...
 
 
@@ -238,6 +264,9 @@ class PublishingService:
         post, integration, attempt = claim.post, claim.integration, claim.attempt
         account_id = str(integration.id)
         adapter = self._adapters[integration.provider]
+        if isinstance(adapter, StagedPublisher):
+            self._publish_staged(claim, adapter)
+            return
         uncertain = claim.settle is not None
         try:
             token = self._tokens.for_publishing(integration)
@@ -292,6 +321,80 @@ class PublishingService:
             self._record_expired(post.id, integration, attempt, exc.message)
         except PlatformError as exc:
             self._record_failure(post.id, account_id, attempt, exc)
+
+    def _publish_staged(self, claim: _Claim, adapter: StagedPublisher) -> None:
+        """Hand the delivery to an adapter that publishes in stages (containers, publish
+        ids), checkpointing each handle through ``_Progress``; it settles an earlier
+        attempt from those handles itself."""
+        post, integration, attempt = claim.post, claim.integration, claim.attempt
+        account_id = str(integration.id)
+        progress = _Progress(self, post, account_id, attempt, claim.settle)
+        try:
+            if attempt > self.policy.attempt_ceiling and not progress.checkpoints:
+                self._record_out_of_time(post.id, account_id, attempt)
+                return
+            token = self._tokens.for_publishing(integration)
+            request = PublishRequest(
+                account_id=integration.external_account_id,
+                username=integration.account_name,
+                text=post.content,
+                media=[
+                    PublishMedia(
+                        url=stored.url,
+                        payload=stored,
+                        width=stored.width,
+                        height=stored.height,
+                        duration_ms=stored.duration_ms,
+                    )
+                    for stored in self._stored_media(post)
+                ],
+            )
+            published = adapter.publish(token, request, progress)
+            record = partial(
+                Post.record_published,
+                account_id=account_id,
+                remote_id=published.remote_id,
+                url=published.url,
+            )
+            self._while_claimed(post.id, account_id, attempt, record, current=progress.post)
+        except ClaimLost:
+            return  # whoever holds the claim now settles it from the checkpoints
+        except AuthorizationExpired as exc:
+            self._record_expired(post.id, integration, attempt, exc.message)
+        except QuotaReached as exc:
+            if exc.retry_at is not None and self._late.delays_on_quota(post.organization_id):
+                self._record_quota_wait(post.id, account_id, attempt, exc)
+            else:
+                self._record_failure(post.id, account_id, attempt, exc)
+        except PlatformError as exc:
+            self._record_failure(post.id, account_id, attempt, exc)
+
+    def _stored_media(self, post: Post) -> Sequence[StoredFile]:
+        if not post.media_urls:
+            return []
+        if self._media is None:
+            raise RuntimeError("a post with media needs a media library to publish")
+        return self._media.payloads(post.organization_id, post.media_urls)
+
+    def _record_quota_wait(
+        self, post_id: UUID, account_id: str, attempt: int, exc: QuotaReached
+    ) -> None:
+        """The organization chose to wait for the platform's quota: try again when a slot
+        frees up. The wait does not count as a failed attempt."""
+        assert exc.retry_at is not None
+        retry_at = exc.retry_at
+
+        def record(post: Post) -> None:
+            post.record_failed(
+                account_id,
+                category="quota_exceeded",
+                retryable=True,
+                message=f"{exc.message}; waiting for the quota, retrying at "
+                f"{retry_at:%Y-%m-%d %H:%M} UTC",
+                retry_at=retry_at,
+            )
+
+        self._while_claimed(post_id, account_id, attempt, record)
 
     def _upload_media(
         self,
@@ -509,6 +612,59 @@ class PublishingService:
         return True
 
 
+class _Progress:
+    """``PublishProgress`` over one claimed delivery: checkpoints are saved as post events
+    while this worker's claim stands (``ClaimLost`` otherwise)."""
+
+    def __init__(
+        self,
+        service: PublishingService,
+        post: Post,
+        account_id: str,
+        attempt: int,
+        settle: tuple[datetime, datetime | None] | None,
+    ) -> None:
+        self._service = service
+        self.post = post
+        self._account_id = account_id
+        self._attempt = attempt
+        self._settle = settle
+
+    @property
+    def checkpoints(self) -> dict[str, str]:
+        return self.post.deliveries[self._account_id].checkpoints
+
+    @property
+    def resumed(self) -> bool:
+        return self._settle is not None
+
+    @property
+    def attempt_started(self) -> datetime | None:
+        return self._settle[0] if self._settle is not None else None
+
+    def get(self, key: str) -> str | None:
+        return self.checkpoints.get(key)
+
+    def record(self, key: str, value: str) -> None:
+        self._save(partial(Post.record_checkpoint, account_id=self._account_id, key=key, value=value))
+
+    def hold(self, duration: timedelta) -> None:
+        lease_until = self._service._clock() + duration
+        self._save(partial(Post.extend_lease, account_id=self._account_id, lease_until=lease_until))
+
+    def check(self) -> None:
+        if not self._service._lease_allows_a_call(self.post.deliveries[self._account_id]):
+            raise ClaimLost("the claim's lease is too close to its end for another call")
+
+    def _save(self, record: Callable[[Post], object]) -> None:
+        saved = self._service._while_claimed(
+            self.post.id, self._account_id, self._attempt, record, current=self.post
+        )
+        if saved is None:
+            raise ClaimLost("another worker holds this delivery now")
+        self.post = saved
+
+
 _LINK_SCHEME = re.compile(r"\bhttps?://", re.IGNORECASE)
 
 
@@ -527,6 +683,7 @@ def _category(exc: PlatformError) -> str:
         "DuplicateContent": "content_rejected",
         "XDuplicateContent": "content_rejected",
         "QuotaExceeded": "quota_exceeded",
+        "QuotaReached": "quota_exceeded",
         "TransientPlatformError": "platform_unavailable",
         "MediaUnavailable": "media_unavailable",
         "MediaChanged": "media_changed",

@@ -80,6 +80,11 @@ class Delivery:
                 indexed.append((int(index), remote_id))
         return tuple(remote_id for _, remote_id in sorted(indexed))
 
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    """Handles of a staged publish (an Instagram container id, a TikTok publish id), by
+    name: a later attempt reads the platform's status through them instead of publishing
+    again."""
+
 
 def _require_future(scheduled_at: datetime, now: datetime) -> None:
     if scheduled_at.tzinfo is None:
@@ -287,6 +292,23 @@ class Post(Aggregate):
                 **delivery.media,
                 f"{self.part}/{self.index}": (self.remote_id, self.expires_at),
             }
+
+    class AccountPublishCheckpointed(Aggregate.Event):
+        """Checkpoint of a staged publish: the platform handed out a handle (a container
+        id, a publish id) that tells later whether the post went out. An empty ``value``
+        forgets the handle (the platform discarded it)."""
+
+        class_version = 1
+        account_id: str
+        key: str
+        value: str
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            checkpoints = {**delivery.checkpoints, self.key: self.value}
+            if not self.value:
+                del checkpoints[self.key]
+            delivery.checkpoints = checkpoints
 
     class AccountRetryScheduled(Aggregate.Event):
         class_version = 1
@@ -524,6 +546,15 @@ class Post(Aggregate):
             remote_id=remote_id,
             expires_at=expires_at,
         )
+
+    def record_checkpoint(self, account_id: str, *, key: str, value: str) -> None:
+        delivery = self._open_delivery(account_id)
+        if not key:
+            raise InvalidField("key", "a checkpoint needs a name")
+        if delivery.checkpoints.get(key, "") != value:
+            self.trigger_event(
+                self.AccountPublishCheckpointed, account_id=account_id, key=key, value=value
+            )
 
     def miss(self, reason: str) -> None:
         if self.deleted:

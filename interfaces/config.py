@@ -131,6 +131,29 @@ class Settings(BaseSettings):
     x_authorize_url: str = "https://x.com/i/oauth2/authorize"
     x_api_base_url: str = "https://api.x.com"
 
+    # Instagram API with Instagram Login (provider "instagram").
+    instagram_client_id: str = "kairos-sandbox"
+    instagram_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
+    instagram_authorize_url: str = "https://www.instagram.com/oauth/authorize"
+    instagram_token_url: str = "https://api.instagram.com/oauth/access_token"
+    instagram_graph_url: str = "https://graph.instagram.com"
+    # Instagram API with Facebook Login for Business (provider "instagram-facebook").
+    facebook_client_id: str = "kairos-sandbox"
+    facebook_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
+    facebook_authorize_url: str = "https://www.facebook.com/v25.0/dialog/oauth"
+    facebook_graph_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v25.0"
+    # TikTok Login Kit v2 and Content Posting API (provider "tiktok").
+    tiktok_client_key: str = "kairos-sandbox"
+    tiktok_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
+    tiktok_authorize_url: str = "https://www.tiktok.com/v2/auth/authorize/"
+    tiktok_api_base_url: str = "https://open.tiktokapis.com"
+    tiktok_pull_url_prefixes: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes verified with TikTok: media under them is published with "
+        "PULL_FROM_URL (TikTok fetches it); anything else is uploaded with FILE_UPLOAD",
+    )
+
     @model_validator(mode="after")
     def _email_needs_a_sender(self) -> Self:
         if self.smtp_host and not self.smtp_from:

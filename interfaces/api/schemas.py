@@ -330,13 +330,20 @@ class OrganizationCreateInput(StrictInput):
 
 
 class OrganizationSettingsInput(StrictInput):
-    publish_late: Annotated[bool, Field(strict=True)] = Field(
-        description="Publish posts that could not start on time, rather than mark them missed."
+    publish_late: Annotated[bool | None, Field(strict=True)] = Field(
+        default=None,
+        description="Publish posts that could not start on time, rather than mark them missed.",
+    )
+    delay_on_quota: Annotated[bool | None, Field(strict=True)] = Field(
+        default=None,
+        description="A post over a platform's publishing quota (Instagram's 24-hour limit) "
+        "waits until the quota has room, rather than failing at once.",
     )
 
 
 class OrganizationSettingsEnvelope(Envelope):
     publish_late: bool
+    delay_on_quota: bool
 
 
 class OrganizationEnvelope(Envelope):

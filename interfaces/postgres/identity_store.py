@@ -9,7 +9,14 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from application.identity import ApiToken, AuditEntry, BrowserSession, Organization, User
+from application.identity import (
+    ApiToken,
+    AuditEntry,
+    BrowserSession,
+    Organization,
+    OrganizationSettings,
+    User,
+)
 from interfaces.postgres.audit import write_audit
 
 # Column names, not a secret.
@@ -61,18 +68,29 @@ class PostgresIdentityStore:
             return [Organization(**row) for row in curs.fetchall()]
 
     def publishes_late(self, organization_id: UUID) -> bool:
-        with self._datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute("SELECT publish_late FROM organizations WHERE id = %s", (organization_id,))
-            row = curs.fetchone()
-        return bool(row and row["publish_late"])
+        return self.settings(organization_id).publish_late
 
-    def set_publish_late(
-        self, organization_id: UUID, publish_late: bool, audit: AuditEntry
+    def delays_on_quota(self, organization_id: UUID) -> bool:
+        return self.settings(organization_id).delay_on_quota
+
+    def settings(self, organization_id: UUID) -> OrganizationSettings:
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT publish_late, delay_on_quota FROM organizations WHERE id = %s",
+                (organization_id,),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return OrganizationSettings(publish_late=False, delay_on_quota=False)
+        return OrganizationSettings(**row)
+
+    def update_settings(
+        self, organization_id: UUID, settings: OrganizationSettings, audit: AuditEntry
     ) -> None:
         with self._datastore.transaction(commit=True) as curs:
             curs.execute(
-                "UPDATE organizations SET publish_late = %s WHERE id = %s",
-                (publish_late, organization_id),
+                "UPDATE organizations SET publish_late = %s, delay_on_quota = %s WHERE id = %s",
+                (settings.publish_late, settings.delay_on_quota, organization_id),
             )
             write_audit(curs, audit)
 

@@ -19,6 +19,9 @@ STATEMENTS = [
     # An organization may prefer a post published late over one marked missed.
     "ALTER TABLE organizations "
     "ADD COLUMN IF NOT EXISTS publish_late boolean NOT NULL DEFAULT false",
+    # ...and a post over a platform's publishing quota waiting for room over failing.
+    "ALTER TABLE organizations "
+    "ADD COLUMN IF NOT EXISTS delay_on_quota boolean NOT NULL DEFAULT false",
     """CREATE TABLE IF NOT EXISTS users (
         id uuid PRIMARY KEY,
         email text NOT NULL UNIQUE,

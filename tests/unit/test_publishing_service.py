@@ -243,11 +243,15 @@ class FakeLocks:
 class FakeLatePublishing:
     def __init__(self) -> None:
         self.organizations: set[UUID] = set()
+        self.quota_waiters: set[UUID] = set()
         self.asked: list[UUID] = []
 
     def publishes_late(self, organization_id: UUID) -> bool:
         self.asked.append(organization_id)
         return organization_id in self.organizations
+
+    def delays_on_quota(self, organization_id: UUID) -> bool:
+        return organization_id in self.quota_waiters
 
 
 MEDIA_LIFETIME = timedelta(hours=24)
@@ -257,6 +261,10 @@ MEDIA_LIFETIME = timedelta(hours=24)
 class FakeMedia:
     content_type: str
     size: int
+    url: str = ""
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
 
     def chunks(self, chunk_size: int) -> Iterator[bytes]:
         yield from (

@@ -93,9 +93,13 @@ def create_organization(
 def update_organization(
     body: OrganizationSettingsInput, kairos: KairosDep, principal: PrincipalDep
 ) -> OrganizationSettingsEnvelope:
-    """Settings of the caller's active organization."""
-    kairos.identity.set_publish_late(principal, body.publish_late)
-    return OrganizationSettingsEnvelope(publish_late=body.publish_late)
+    """Settings of the caller's active organization; fields left out stay as they are."""
+    settings = kairos.identity.update_settings(
+        principal, publish_late=body.publish_late, delay_on_quota=body.delay_on_quota
+    )
+    return OrganizationSettingsEnvelope(
+        publish_late=settings.publish_late, delay_on_quota=settings.delay_on_quota
+    )
 
 
 @router.post("/organizations/active", response_model=SessionEnvelope)
