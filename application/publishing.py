@@ -646,7 +646,10 @@ class _Progress:
         return self.checkpoints.get(key)
 
     def record(self, key: str, value: str) -> None:
-        self._save(partial(Post.record_checkpoint, account_id=self._account_id, key=key, value=value))
+        checkpoint = partial(
+            Post.record_checkpoint, account_id=self._account_id, key=key, value=value
+        )
+        self._save(checkpoint)
 
     def hold(self, duration: timedelta) -> None:
         lease_until = self._service._clock() + duration

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     instagram_client_id: str = "kairos-sandbox"
     instagram_client_secret: SecretStr = SecretStr("kairos-sandbox-secret")
     instagram_authorize_url: str = "https://www.instagram.com/oauth/authorize"
-    instagram_token_url: str = "https://api.instagram.com/oauth/access_token"
+    instagram_token_url: str = "https://api.instagram.com/oauth/access_token"  # noqa: S105
     instagram_graph_url: str = "https://graph.instagram.com"
     # Instagram API with Facebook Login for Business (provider "instagram-facebook").
     facebook_client_id: str = "kairos-sandbox"

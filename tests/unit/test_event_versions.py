@@ -81,6 +81,8 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
     partial.record_failed(
         "t", category="rate_limited", retryable=True, message="429", retry_at=lease
     )
+    partial.attempt("t", attempt_key="k3", lease_until=lease)
+    partial.record_checkpoint("t", key="publish_id", value="v_pub_file~v2-1.1")
     partial.record_failed("t", category="rejected", retryable=False, message="no video")
     partial.republish()
     partial.record_failed("t", category="rejected", retryable=False, message="still no video")
