@@ -103,9 +103,7 @@ class Counters:
     saves: int
 
 
-def counters(
-    audience: Audience, post_id: str, published_at: datetime, now: datetime
-) -> Counters:
+def counters(audience: Audience, post_id: str, published_at: datetime, now: datetime) -> Counters:
     """What a post reports at ``now``: its final engagement (audience size x affinity x a
     +-15 % per-post variation) times how far it has grown."""
     digest = hashlib.sha256(f"post/{post_id}".encode()).digest()
