@@ -19,26 +19,28 @@ from application.collections import Collection
 from application.errors import IdempotencyKeyReused, NotFound
 from application.history import HistoryEntry, history_entries
 from application.views import PostDetails, post_details
-from domain.content_rules import MAX_MEDIA, check_post_content, require_valid_content
+from domain.content_rules import (
+    MAX_MEDIA,
+    PROVIDER_LABELS,
+    check_post_content,
+    require_valid_content,
+)
 from domain.errors import IntegrationNotUsable, InvalidField
 from domain.ids import idempotent_post_id
 from domain.integration import Integration, IntegrationStatus
 from domain.media import MediaInfo
 from domain.post import Post
 
-PROVIDER_ALIASES = {
-    "x": "twitter",
-    "twitter": "twitter",
-    "instagram": "instagram",
-    "instagram-facebook": "instagram-facebook",
-    "tiktok": "tiktok",
+PLATFORM_PROVIDERS = {
+    "x": ("twitter",),
+    "twitter": ("twitter",),
+    # Every Instagram account, whichever way it was connected; the second name picks
+    # only those connected through Facebook Login.
+    "instagram": ("instagram", "instagram-facebook"),
+    "instagram-facebook": ("instagram-facebook",),
+    "tiktok": ("tiktok",),
 }
-PROVIDER_LABELS = {
-    "twitter": "X",
-    "instagram": "Instagram",
-    "instagram-facebook": "Instagram",
-    "tiktok": "TikTok",
-}
+"""The ``platforms`` a post may target, and the providers each one covers."""
 
 
 class MediaRecorder(Protocol):
@@ -302,14 +304,20 @@ class PostService:
     def _platform_accounts(
         self, organization_id: UUID, name: str, field_name: str
     ) -> dict[str, str]:
-        provider = PROVIDER_ALIASES.get(name.lower())
-        if provider is None:
-            known = ", ".join(sorted(PROVIDER_ALIASES))
+        providers = PLATFORM_PROVIDERS.get(name.lower())
+        if providers is None:
+            known = ", ".join(sorted(PLATFORM_PROVIDERS))
             raise InvalidField(field_name, f"unknown platform '{name}' ({known})")
-        found = self._targetable(
-            organization_id, self._directory.publishable_account_ids(organization_id, provider)
-        )
+        found: dict[str, str] = {}
+        for provider in providers:
+            found.update(
+                self._targetable(
+                    organization_id,
+                    self._directory.publishable_account_ids(organization_id, provider),
+                )
+            )
         if not found:
+            provider = providers[0]
             label = PROVIDER_LABELS.get(provider, provider)
             raise InvalidField(
                 field_name,

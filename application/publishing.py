@@ -45,11 +45,11 @@ from application.platforms import (
     TimelinePost,
     TransientPlatformError,
 )
+from domain.content_rules import PROVIDER_LABELS
 from domain.errors import DomainError
 from domain.integration import Integration
 from domain.post import TERMINAL_DELIVERY, Delivery, DeliveryStatus, Post, PostStatus
 
-PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
 SAVE_RETRIES = 10
 _jitter = random.Random()  # noqa: S311 - jitter, not security
 """Our own generator: the global one is shared state (and a test framework watches it)."""

@@ -35,7 +35,7 @@ from application.platforms import (
     RateLimited,
     TokenSet,
 )
-from application.publishing import PROVIDER_LABELS
+from domain.content_rules import PROVIDER_LABELS
 from domain.errors import DomainError
 from domain.integration import Integration, IntegrationStatus
 

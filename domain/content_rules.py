@@ -37,7 +37,12 @@ X_MAX_MEDIA = 4
 INSTAGRAM_MAX_CAPTION = 2_200
 INSTAGRAM_MAX_HASHTAGS = 30
 
-PROVIDER_LABELS = {"twitter": "X", "instagram": "Instagram", "tiktok": "TikTok"}
+PROVIDER_LABELS = {
+    "twitter": "X",
+    "instagram": "Instagram",
+    "instagram-facebook": "Instagram",
+    "tiktok": "TikTok",
+}
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?$", re.IGNORECASE)
 

@@ -37,10 +37,12 @@ class World:
         return found if found and found.organization_id == organization_id else None
 
     # given
-    def connect(self, name: str, organization_id: UUID = ORG) -> Integration:
+    def connect(
+        self, name: str, organization_id: UUID = ORG, provider: str = "twitter"
+    ) -> Integration:
         integration = Integration.connect(
             organization_id=organization_id,
-            provider="twitter",
+            provider=provider,
             external_account_id=f"ext-{name}",
             account_name=name,
             display_name=name,
@@ -51,7 +53,7 @@ class World:
             capabilities=["text"],
         )
         self.app.save_all(integration)
-        self.accounts.append((integration.id, organization_id, "twitter"))
+        self.accounts.append((integration.id, organization_id, provider))
         return integration
 
     def change(self, integration: Integration) -> None:
@@ -170,3 +172,18 @@ def test_an_account_in_error_can_be_named_as_it_is_reached_by_platform(world: Wo
 
     assert world.create(account_ids=[shaky.id]) == [str(shaky.id)]
     assert world.create(platforms=["twitter"]) == [str(shaky.id)]
+
+
+def test_instagram_reaches_accounts_of_both_login_paths(world: World) -> None:
+    standalone = world.connect("studio", provider="instagram")
+    page_linked = world.connect("shop", provider="instagram-facebook")
+    world.connect("elsewhere", provider="tiktok")
+
+    def accounts(platform: str) -> list[str]:
+        given = PostInput(
+            content="a reel", media_urls=["https://cdn.example.com/a.mp4"], platforms=[platform]
+        )
+        return world.service.create(ORG, AUTHOR, given).post.account_ids
+
+    assert sorted(accounts("instagram")) == sorted([str(standalone.id), str(page_linked.id)])
+    assert accounts("instagram-facebook") == [str(page_linked.id)]
