@@ -22,6 +22,17 @@ from domain.post import Post
 DUE_CHANNEL = "kairos_due"
 """PostgreSQL NOTIFY channel that wakes the dispatcher when new work comes due soon."""
 
+METRICS_SCHEDULE = (
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+    timedelta(days=3),
+    timedelta(days=7),
+    timedelta(days=14),
+)
+"""How long after publishing a post's engagement is read: early reads show the first
+response, later ones where it settles (most posts get little after two weeks)."""
+
 WAKE_HORIZON = timedelta(seconds=30)
 """The dispatcher never sleeps longer than this, so only work due sooner needs a NOTIFY."""
 
@@ -37,6 +48,8 @@ class WorkKind(StrEnum):
     """Make a cheap authenticated call to prove the account still works (daily)."""
     EXPIRY_WARNING = "expiry_warning"
     """A week before a long-lived token expires: renew it, or warn that it will end."""
+    METRICS = "metrics"
+    """Read a published post's engagement on one account (at +1 h, +6 h, +1 d, +3 d...)."""
 
 
 ACCOUNT_WORK = frozenset({WorkKind.REFRESH, WorkKind.HEALTH_CHECK, WorkKind.EXPIRY_WARNING})
@@ -53,6 +66,14 @@ HEALTH_CHECK_EVERY = timedelta(hours=24)
 RECHECK_AFTER_ERROR = timedelta(hours=1)
 EXPIRY_WARNING_LEAD = timedelta(days=7)
 """How far ahead the owner hears that a connection which cannot renew itself will end."""
+
+
+def next_metrics_at(published_at: datetime, now: datetime) -> datetime | None:
+    """The next planned engagement read after one at ``now``; None after the last."""
+    for offset in METRICS_SCHEDULE:
+        if published_at + offset > now + timedelta(minutes=1):
+            return published_at + offset
+    return None
 
 
 def refresh_margin(provider: str | None) -> timedelta:
@@ -104,6 +125,9 @@ def _changes_of(event: Any) -> Sequence[DueChange]:
     def deliver(account_id: str, due_at: datetime | None) -> DueChange:
         return DueChange(WorkKind.DELIVER, post_id, account_id, due_at)
 
+    def metrics(account_id: str, due_at: datetime | None) -> DueChange:
+        return DueChange(WorkKind.METRICS, post_id, account_id, due_at)
+
     match event:
         case Post.PostScheduled() | Post.PostRescheduled():
             return [publish(event.scheduled_at)]
@@ -121,8 +145,19 @@ def _changes_of(event: Any) -> Sequence[DueChange]:
             return [deliver(event.account_id, event.reconcile_at)]
         case Post.AccountRetryScheduled():
             return [deliver(event.account_id, event.retry_at)]
-        case Post.AccountPublished() | Post.AccountPublishFailed():
+        case Post.AccountPublished():
+            return [
+                deliver(event.account_id, None),
+                metrics(event.account_id, event.timestamp + METRICS_SCHEDULE[0]),
+            ]
+        case Post.AccountPublishFailed():
             return [deliver(event.account_id, None)]
+        case Post.AccountMetricsCollected():
+            return [metrics(event.account_id, event.next_collection_at)]
+        case Post.AccountMetricsDeferred():
+            return [metrics(event.account_id, event.retry_at)]
+        case Post.AccountMetricsStopped():
+            return [metrics(event.account_id, None)]
         case Post.RepublishRequested():
             return [deliver(a, event.timestamp) for a in event.account_ids]
     return []

@@ -80,6 +80,10 @@ class Delivery:
                 indexed.append((int(index), remote_id))
         return tuple(remote_id for _, remote_id in sorted(indexed))
 
+    metrics_collected: int = 0
+    """How many times the published post's engagement was read from the platform."""
+    next_metrics_at: datetime | None = None
+    """When its engagement is read next (None: no more collections planned)."""
     checkpoints: dict[str, str] = field(default_factory=dict)
     """Handles of a staged publish (an Instagram container id, a TikTok publish id), by
     name: a later attempt reads the platform's status through them instead of publishing
@@ -309,6 +313,48 @@ class Post(Aggregate):
             if not self.value:
                 del checkpoints[self.key]
             delivery.checkpoints = checkpoints
+
+    class AccountMetricsCollected(Aggregate.Event):
+        """The published post's engagement on one account, as the platform reported it at
+        ``timestamp``; None where the platform does not report a figure."""
+
+        class_version = 1
+        account_id: str
+        likes: int | None
+        comments: int | None
+        shares: int | None
+        views: int | None
+        reach: int | None
+        saves: int | None
+        next_collection_at: datetime | None
+
+        def apply(self, aggregate: Any) -> None:
+            delivery: Delivery = aggregate.deliveries[self.account_id]
+            delivery.metrics_collected += 1
+            delivery.next_metrics_at = self.next_collection_at
+
+    class AccountMetricsDeferred(Aggregate.Event):
+        """Reading the engagement has to wait (a rate limit, an outage, an account to
+        reconnect), or was asked for (a backfill): it is read at ``retry_at``."""
+
+        class_version = 1
+        account_id: str
+        retry_at: datetime
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deliveries[self.account_id].next_metrics_at = self.retry_at
+
+    class AccountMetricsStopped(Aggregate.Event):
+        """No more engagement will be read for this account (the post is deleted, gone
+        from the platform, or the account disconnected)."""
+
+        class_version = 1
+        account_id: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.deliveries[self.account_id].next_metrics_at = None
 
     class AccountRetryScheduled(Aggregate.Event):
         class_version = 1
@@ -555,6 +601,50 @@ class Post(Aggregate):
             self.trigger_event(
                 self.AccountPublishCheckpointed, account_id=account_id, key=key, value=value
             )
+
+    def record_metrics(
+        self,
+        account_id: str,
+        *,
+        likes: int | None,
+        comments: int | None,
+        shares: int | None,
+        views: int | None,
+        reach: int | None,
+        saves: int | None,
+        next_collection_at: datetime | None,
+    ) -> None:
+        self._published_delivery(account_id)
+        self.trigger_event(
+            self.AccountMetricsCollected,
+            account_id=account_id,
+            likes=likes,
+            comments=comments,
+            shares=shares,
+            views=views,
+            reach=reach,
+            saves=saves,
+            next_collection_at=next_collection_at,
+        )
+
+    def defer_metrics(self, account_id: str, *, retry_at: datetime, reason: str) -> None:
+        self._published_delivery(account_id)
+        self.trigger_event(
+            self.AccountMetricsDeferred, account_id=account_id, retry_at=retry_at, reason=reason
+        )
+
+    def stop_metrics(self, account_id: str, *, reason: str) -> None:
+        """Allowed on a deleted post too: that is one reason to stop."""
+        self._delivery(account_id)
+        self.trigger_event(self.AccountMetricsStopped, account_id=account_id, reason=reason)
+
+    def _published_delivery(self, account_id: str) -> Delivery:
+        delivery = self._delivery(account_id)
+        if delivery.status is not DeliveryStatus.PUBLISHED:
+            raise PostNotEditable(f"delivery to {account_id} is not published: no engagement yet")
+        if self.deleted:
+            raise PostAlreadyDeleted("the post is deleted")
+        return delivery
 
     def miss(self, reason: str) -> None:
         if self.deleted:

@@ -21,6 +21,7 @@ from application.connections import ConnectionService
 from application.credentials import AccessTokens
 from application.identity import IdentityService
 from application.media import MediaService, MediaStorage, Probe
+from application.metrics import EngagementCollector
 from application.plans import Plans
 from application.platforms import PlatformAdapter
 from application.posts import PostService
@@ -73,6 +74,7 @@ class Kairos:
     media: MediaService
     storage: MediaStorage
     upkeep: AccountUpkeep
+    metrics: EngagementCollector
     collections: CollectionService
     plans: Plans
     runners: list[ProjectionRunner] = field(default_factory=list)
@@ -274,6 +276,7 @@ def build(
         media=media,
         storage=storage,
         upkeep=AccountUpkeep(app, adapters, tokens, clock),
+        metrics=EngagementCollector(app, adapters, tokens, clock),
         collections=CollectionService(app, collection_store, clock),
         plans=plans,
     )

@@ -110,6 +110,7 @@ def worker(
         settings.redis_url,
         lease=settings.dispatch_lease,
         upkeep=kairos.upkeep,
+        metrics=kairos.metrics,
     )
     pipeline.start_workers(threads)
     typer.echo(f"worker running: {threads} threads on {settings.redis_url}")

@@ -112,6 +112,7 @@ def run_up(data_dir: Path, port: int, sandbox_port: int) -> None:
             None,
             lease=kairos.settings.dispatch_lease,
             upkeep=kairos.upkeep,
+            metrics=kairos.metrics,
         )
         pipeline.start_workers(kairos.settings.worker_threads)
         pipeline.start_dispatcher()

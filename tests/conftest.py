@@ -146,6 +146,7 @@ def pipeline(kairos: Any, redis_url: str) -> Iterator[Any]:
         redis_url,
         lease=timedelta(seconds=4),
         upkeep=kairos.upkeep,
+        metrics=kairos.metrics,
     )
     running.start_workers(threads=8)
     running.start_dispatcher()

@@ -14,6 +14,7 @@ from uuid import UUID
 import dramatiq
 
 from application.due import WorkKind
+from application.metrics import EngagementCollector
 from application.publishing import PublishingService
 from application.upkeep import AccountUpkeep
 
@@ -21,7 +22,9 @@ START_QUEUE = "publish"
 DELIVER_QUEUE = "deliver"
 ACCOUNTS_QUEUE = "accounts"
 """Refreshes, health checks and expiry warnings: never queued behind a burst of posts."""
-QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE, ACCOUNTS_QUEUE})
+METRICS_QUEUE = "metrics"
+"""Engagement reads of published posts: plentiful, never urgent, never ahead of a post."""
+QUEUES = frozenset({START_QUEUE, DELIVER_QUEUE, ACCOUNTS_QUEUE, METRICS_QUEUE})
 """Deliveries have their own queue, so a burst of starts does not hold them back."""
 TIME_LIMIT_MS = 5 * 60 * 1000
 """Account upkeep: a few quick HTTP calls."""
@@ -39,6 +42,7 @@ class Actors:
     start_publishing: dramatiq.Actor
     deliver: dramatiq.Actor
     keep_account: dramatiq.Actor
+    collect_metrics: dramatiq.Actor
 
     def send(self, kind: WorkKind, subject_id: UUID, key: str) -> None:
         match kind:
@@ -48,15 +52,19 @@ class Actors:
                 self.deliver.send(str(subject_id), key)
             case WorkKind.REFRESH | WorkKind.HEALTH_CHECK | WorkKind.EXPIRY_WARNING:
                 self.keep_account.send(kind.value, str(subject_id))
+            case WorkKind.METRICS:
+                self.collect_metrics.send(str(subject_id), key)
 
 
 def register_actors(
     broker: dramatiq.Broker,
     publishing: Callable[[], PublishingService],
     upkeep: Callable[[], AccountUpkeep | None] = lambda: None,
+    metrics: Callable[[], EngagementCollector | None] = lambda: None,
 ) -> Actors:
     """Every actor is registered, so any process can send any message; a process without
-    ``upkeep`` must not consume ``ACCOUNTS_QUEUE`` (``workers/runtime.py`` sees to it)."""
+    ``upkeep`` must not consume ``ACCOUNTS_QUEUE``, nor one without ``metrics`` the
+    ``METRICS_QUEUE`` (``workers/runtime.py`` sees to it)."""
 
     def start_publishing(post_id: str) -> None:
         publishing().start(UUID(post_id))
@@ -75,6 +83,12 @@ def register_actors(
         }[WorkKind(kind)]
         work(UUID(integration_id))
 
+    def collect_metrics(post_id: str, account_id: str) -> None:
+        collector = metrics()
+        if collector is None:
+            raise RuntimeError("this worker was started without the engagement collector")
+        collector.collect(UUID(post_id), account_id)
+
     options = {"broker": broker, "max_retries": 0}
     publish = {**options, "time_limit": PUBLISH_TIME_LIMIT_MS}
     return Actors(
@@ -87,6 +101,13 @@ def register_actors(
             keep_account,
             actor_name="keep_account",
             queue_name=ACCOUNTS_QUEUE,
+            **options,
+            time_limit=TIME_LIMIT_MS,
+        ),
+        collect_metrics=dramatiq.actor(
+            collect_metrics,
+            actor_name="collect_metrics",
+            queue_name=METRICS_QUEUE,
             **options,
             time_limit=TIME_LIMIT_MS,
         ),

@@ -13,9 +13,10 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from eventsourcing.postgres import PostgresDatastore
 
+from application.metrics import EngagementCollector
 from application.publishing import PublishingService
 from application.upkeep import AccountUpkeep
-from workers.actors import ACCOUNTS_QUEUE, QUEUES, Actors, register_actors
+from workers.actors import ACCOUNTS_QUEUE, METRICS_QUEUE, QUEUES, Actors, register_actors
 from workers.dispatcher import Dispatcher
 
 
@@ -36,12 +37,21 @@ class Pipeline:
         *,
         lease: timedelta = timedelta(seconds=30),
         upkeep: AccountUpkeep | None = None,
+        metrics: EngagementCollector | None = None,
     ) -> None:
         """Without ``upkeep`` the workers leave account work (refreshes, health checks) to
-        processes that have it; the dispatcher still sends it."""
+        processes that have it, and without ``metrics`` the engagement reads; the
+        dispatcher still sends both."""
         self.broker = make_broker(redis_url)
-        self.actors: Actors = register_actors(self.broker, lambda: publishing, lambda: upkeep)
-        self.queues = QUEUES if upkeep is not None else QUEUES - {ACCOUNTS_QUEUE}
+        self.actors: Actors = register_actors(
+            self.broker, lambda: publishing, lambda: upkeep, lambda: metrics
+        )
+        queues = set(QUEUES)
+        if upkeep is None:
+            queues.discard(ACCOUNTS_QUEUE)
+        if metrics is None:
+            queues.discard(METRICS_QUEUE)
+        self.queues = frozenset(queues)
         self.dispatcher = Dispatcher(datastore, self.actors.send, lease=lease, backlog=self.backlog)
         self._worker: dramatiq.Worker | None = None
 

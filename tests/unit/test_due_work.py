@@ -214,10 +214,56 @@ def test_a_scheduled_retry_comes_due_at_its_retry_time() -> None:
     assert due_changes([failure]) == [deliver_row(X, None)]
 
 
-@pytest.mark.parametrize("outcome", [published, failed], ids=["published", "failed"])
-def test_an_outcome_removes_the_deliver_row(outcome: Callable[[str], Command]) -> None:
-    events = then_saved(saved(start, attempt(X)), outcome(X))
+def test_a_failure_removes_the_deliver_row() -> None:
+    events = then_saved(saved(start, attempt(X)), failed(X))
     assert due_changes(events) == [deliver_row(X, None)]
+
+
+def test_publishing_removes_the_deliver_row_and_plans_the_first_engagement_read() -> None:
+    (event,) = then_saved(saved(start, attempt(X)), published(X))
+    assert due_changes([event]) == [
+        deliver_row(X, None),
+        DueChange(WorkKind.METRICS, POST_A, X, event.timestamp + timedelta(hours=1)),
+    ]
+
+
+def test_each_engagement_read_plans_the_next_and_the_last_plans_none() -> None:
+    post = Post.draft(
+        organization_id=UUID(int=1),
+        author_id=UUID(int=2),
+        content="x",
+        thread=[],
+        media_urls=[],
+        accounts={X: "twitter"},
+    )
+    post.schedule(IN_AN_HOUR, now=NOW)
+    post.start_publishing()
+    post.record_published(X, remote_id="1", url="https://x.com/i/1")
+    published_at = post.deliveries[X].published_at
+    assert published_at is not None
+    read = dict.fromkeys(("likes", "comments", "shares", "views", "reach", "saves"), 1)
+    post.record_metrics(X, **read, next_collection_at=published_at + timedelta(hours=6))
+    post.defer_metrics(X, retry_at=published_at + timedelta(hours=7), reason="429")
+    post.record_metrics(X, **read, next_collection_at=None)
+    post.stop_metrics(X, reason="deleted")
+    events = post.collect_events()[-4:]
+    assert [due_changes([e]) for e in events] == [
+        [DueChange(WorkKind.METRICS, post.id, X, published_at + timedelta(hours=6))],
+        [DueChange(WorkKind.METRICS, post.id, X, published_at + timedelta(hours=7))],
+        [DueChange(WorkKind.METRICS, post.id, X, None)],
+        [DueChange(WorkKind.METRICS, post.id, X, None)],
+    ]
+
+
+def test_the_next_engagement_read_follows_the_schedule() -> None:
+    from application.due import next_metrics_at
+
+    at = NOW
+    assert next_metrics_at(at, at + timedelta(hours=1)) == at + timedelta(hours=6)
+    almost_six = at + timedelta(hours=5, minutes=59, seconds=30)
+    assert next_metrics_at(at, almost_six) == at + timedelta(days=1)
+    assert next_metrics_at(at, at + timedelta(days=2)) == at + timedelta(days=3)
+    assert next_metrics_at(at, at + timedelta(days=14)) is None
 
 
 @pytest.mark.parametrize(
@@ -489,7 +535,7 @@ def test_a_failure_with_a_retry_in_one_save_leaves_the_retry_row() -> None:
 def test_an_attempt_then_its_outcome_in_one_batch_deletes_the_row() -> None:
     history = saved(start)
     attempted = then_saved(history, attempt(X))
-    outcome = then_saved([*history, *attempted], published(X))
+    outcome = then_saved([*history, *attempted], failed(X))
     assert due_changes([*attempted, *outcome]) == [deliver_row(X, None)]
 
 

@@ -103,6 +103,10 @@ def every_post_event() -> list[CanMutateAggregate[UUID]]:
     published.schedule(NOW + timedelta(hours=1), now=NOW)
     published.start_publishing()
     published.record_published("x", remote_id="2", url="https://x.com/i/2")
+    counts = {"likes": 3, "comments": 1, "shares": 0, "views": 120, "reach": None, "saves": None}
+    published.record_metrics("x", **counts, next_collection_at=NOW + timedelta(hours=6))
+    published.defer_metrics("x", retry_at=NOW + timedelta(hours=7), reason="rate limited")
+    published.stop_metrics("x", reason="the post is gone from the platform")
 
     return [
         *partial.collect_events(),
