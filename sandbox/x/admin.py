@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.engagement import Audience, default_audience
 from sandbox.x.api import iso
 from sandbox.x.config import (
     CONFIG_KEYS,
@@ -23,12 +25,13 @@ from sandbox.x.config import (
     UserTokens,
     public_config,
 )
-from sandbox.x.db import Media
+from sandbox.x.db import TWITTER_EPOCH_MS, Media
 from sandbox.x.media import processing_info
 from sandbox.x.oauth import USERNAME_RE
 from sandbox.x.state import XSim
 
 _RATES = ("fail_rate", "drop_response_rate")
+_MAX_SEEDED = 1000
 
 
 def _attached(media: Media) -> dict[str, Any]:
@@ -92,6 +95,8 @@ def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> st
             )
         elif key == "client_type":
             ok = value in ("confidential", "public")
+        elif key == "metrics_key_style":
+            ok = value in ("retweet", "repost")
         elif key == "redirect_uris":
             ok = value is None or (
                 isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -204,6 +209,7 @@ def build_admin_router(sim: XSim) -> APIRouter:
         return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
 
     router.include_router(_user_routes(sim))
+    router.include_router(_engagement_routes(sim))
     return router
 
 
@@ -276,5 +282,104 @@ def _user_routes(sim: XSim) -> APIRouter:
             return JSONResponse({"revoked_refresh_tokens": count})
         revoked = sim.store.revoke_user(user.id, sim.now())
         return JSONResponse({"revoked_grants": revoked})
+
+    return router
+
+
+def _seed_posts(body: dict[str, Any], now: float) -> list[tuple[str, float]] | str:
+    """``(text, created_at)`` of each post to seed, or what is wrong with the body."""
+    tweets = body.get("tweets")
+    if set(body) != {"tweets"} or not isinstance(tweets, list):
+        return 'expected {"tweets": [{"text": "...", "created_at": "<RFC 3339>"}, ...]}'
+    if not 1 <= len(tweets) <= _MAX_SEEDED:
+        return f"tweets must hold 1 to {_MAX_SEEDED} posts"
+    posts = []
+    for index, item in enumerate(tweets):
+        if (
+            not isinstance(item, dict)
+            or set(item) - {"text", "created_at"}
+            or not isinstance(item.get("text"), str)
+            or not item["text"]
+        ):
+            return f"tweets[{index}] must be an object with a text and an optional created_at"
+        raw = item.get("created_at")
+        created_at = now if raw is None else _timestamp(raw)
+        if created_at is None or not TWITTER_EPOCH_MS / 1000 <= created_at <= now:
+            return (
+                f"tweets[{index}].created_at must be an RFC 3339 timestamp with a time zone,"
+                " from 2010-11-04 to the simulator's now"
+            )
+        posts.append((item["text"], created_at))
+    return posts
+
+
+def _timestamp(raw: object) -> float | None:
+    try:
+        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return None if moment is None or moment.tzinfo is None else moment.timestamp()
+
+
+def _engagement_routes(sim: XSim) -> APIRouter:
+    """Each user's audience (which the metrics of its posts follow), and posts made in the
+    past: what a metrics test, or a demo's seeded history, needs to know the true answer."""
+    router = APIRouter()
+
+    def audience_body(username: str) -> dict[str, Any]:
+        user = sim.store.find_user(username)
+        stored = None if user is None else sim.store.get_audience(user.id)
+        audience = stored or default_audience(user.username if user else username)
+        return {**audience.as_json(), "default": stored is None}
+
+    @router.get("/users/{username}/audience")
+    async def get_audience(username: str) -> Response:
+        """The audience set for the user, or the default one its name gives it."""
+        if not USERNAME_RE.match(username):
+            return _bad("usernames are 1 to 15 letters, digits or underscores")
+        return JSONResponse(audience_body(username))
+
+    @router.post("/users/{username}/audience")
+    async def set_audience(username: str, request: Request) -> Response:
+        """``{"best_hours": [UTC hours], "best_days": [0 = Monday ...], "size": views}``;
+        kept in the simulator's file. A user not seen yet is created."""
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not USERNAME_RE.match(username):
+            return _bad("usernames are 1 to 15 letters, digits or underscores")
+        try:
+            audience = Audience.from_json(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+        user = sim.store.get_or_create_user(username, sim.now())
+        sim.store.set_audience(user.id, audience)
+        return JSONResponse(audience_body(username))
+
+    @router.delete("/users/{username}/audience")
+    async def clear_audience(username: str) -> Response:
+        user = sim.store.find_user(username)
+        if user is not None:
+            sim.store.set_audience(user.id, None)
+        return JSONResponse(audience_body(username))
+
+    @router.post("/users/{username}/tweets")
+    async def seed_tweets(username: str, request: Request) -> Response:
+        """Posts the user made in the past, ``{"tweets": [{"text", "created_at"}]}`` (1 to
+        1000; ``created_at`` defaults to now and may not be in the simulator's future).
+        Stored as given: no length or duplicate checks, no rate limit. A user not seen yet
+        is created."""
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        if not USERNAME_RE.match(username):
+            return _bad("usernames are 1 to 15 letters, digits or underscores")
+        posts = _seed_posts(body, sim.now())
+        if isinstance(posts, str):
+            return _bad(posts)
+        user = sim.store.get_or_create_user(username, sim.now())
+        seeded = sim.store.seed_tweets(user.id, posts)
+        data = [{"id": t.id, "text": t.text, "created_at": iso(t.created_at)} for t in seeded]
+        return JSONResponse({"data": data, "count": len(data)})
 
     return router

@@ -1,4 +1,4 @@
-"""The X API v2 resource endpoints: users/me, create tweet, timeline, lookup.
+"""The X API v2 resource endpoints: users/me, create tweet, timeline, lookup (metrics).
 
 Media upload lives in ``sandbox.x.media`` and reuses :meth:`ApiRoutes.guarded`.
 """
@@ -18,6 +18,14 @@ from starlette.responses import Response
 from sandbox.x import problems
 from sandbox.x.config import DropMode
 from sandbox.x.db import Media, Tweet
+from sandbox.x.metrics import (
+    PRIVATE_METRICS,
+    engagement,
+    field_errors,
+    may_see_private,
+    private_metrics,
+    public_metrics,
+)
 from sandbox.x.problems import XJSONResponse, invalid_request, not_found_error, rate_headers
 from sandbox.x.state import XSim
 from sandbox.x.store import AccessGrant, User
@@ -28,6 +36,7 @@ from sandbox.x.validation import (
     attachment_problem,
     is_id,
     parse_fields,
+    parse_ids,
     parse_timeline_query,
     validate_tweet_body,
 )
@@ -56,7 +65,10 @@ def render_user(user: User, fields: Iterable[str]) -> dict[str, Any]:
     return data
 
 
-def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, Any]:
+def render_tweet(
+    sim: XSim, tweet: Tweet, fields: Iterable[str], viewer_id: str | None = None
+) -> dict[str, Any]:
+    """The post as X shows it to ``viewer_id``: author-only metrics only to its author."""
     attached = sim.store.tweet_media([tweet.id]).get(tweet.id, [])
     media_keys = [media.key for media in attached]
     text, urls = link_entities(tweet.text, media_keys, _media_page(sim, tweet, attached))
@@ -80,14 +92,10 @@ def render_tweet(sim: XSim, tweet: Tweet, fields: Iterable[str]) -> dict[str, An
         elif name == "conversation_id":
             data[name] = tweet.conversation_id
         elif name == "public_metrics":
-            data[name] = {
-                "retweet_count": 0,
-                "reply_count": 0,
-                "like_count": 0,
-                "quote_count": 0,
-                "bookmark_count": 0,
-                "impression_count": 0,
-            }
+            data[name] = public_metrics(engagement(sim, tweet), sim.config.metrics_key_style)
+        elif name in PRIVATE_METRICS and may_see_private(tweet, viewer_id, sim.now()):
+            counted = engagement(sim, tweet)
+            data[name] = private_metrics(name, counted, sim.config.metrics_key_style)
         elif name in ("in_reply_to_user_id", "referenced_tweets") and tweet.in_reply_to:
             parent = sim.store.get_tweet(tweet.in_reply_to)
             if name == "referenced_tweets":
@@ -290,7 +298,7 @@ class ApiRoutes:
         return None
 
     async def user_tweets(
-        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+        self, request: Request, grant: AccessGrant, headers: dict[str, str]
     ) -> Response:
         user_id = request.path_params["user_id"]
         query = parse_timeline_query(user_id, request.query_params)
@@ -315,24 +323,30 @@ class ApiRoutes:
         meta = {"newest_id": page[0].id, "oldest_id": page[-1].id, **meta}
         if more:
             meta["next_token"] = encode_cursor(int(page[-1].id))
-        data = [render_tweet(self.sim, tweet, query.fields) for tweet in page]
-        return XJSONResponse({"data": data, "meta": meta}, headers=headers)
+        viewer = grant.user.id
+        data = [render_tweet(self.sim, tweet, query.fields, viewer) for tweet in page]
+        errors = [
+            error
+            for tweet in page
+            for error in field_errors(self.sim, tweet, query.fields, viewer, "id")
+        ]
+        refused = {"errors": errors} if errors else {}
+        return XJSONResponse({"data": data, **refused, "meta": meta}, headers=headers)
 
     async def lookup(
-        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+        self, request: Request, grant: AccessGrant, headers: dict[str, str]
     ) -> Response:
-        raw = request.query_params.get("ids", "")
-        ids = [part for part in raw.split(",") if part]
+        ids, errors = parse_ids(request.query_params.get("ids"))
         fields = parse_fields(request.query_params.get("tweet.fields"), TWEET_FIELDS)
         if isinstance(fields, list):
-            return invalid_request(fields, headers)
-        if not ids or len(ids) > 100 or not all(is_id(value) for value in ids):
-            message = "The `ids` query parameter value must be 1 to 100 comma-separated post IDs"
-            return invalid_request([{"parameters": {"ids": [raw]}, "message": message}], headers)
-        return XJSONResponse(_lookup_body(self.sim, ids, fields), headers=headers)
+            errors.extend(fields)
+        if errors or isinstance(fields, list):
+            return invalid_request(errors, headers)
+        body = _lookup_body(self.sim, ids, fields, grant.user.id, "ids")
+        return XJSONResponse(body, headers=headers)
 
     async def lookup_one(
-        self, request: Request, _grant: AccessGrant, headers: dict[str, str]
+        self, request: Request, grant: AccessGrant, headers: dict[str, str]
     ) -> Response:
         fields = parse_fields(request.query_params.get("tweet.fields"), TWEET_FIELDS)
         if isinstance(fields, list):
@@ -342,7 +356,7 @@ class ApiRoutes:
             message = f"The `id` query parameter value [{tweet_id}] is not valid"
             error = {"parameters": {"id": [tweet_id]}, "message": message}
             return invalid_request([error], headers)
-        body = _lookup_body(self.sim, [tweet_id], fields)
+        body = _lookup_body(self.sim, [tweet_id], fields, grant.user.id, "id")
         if "data" in body:
             body["data"] = body["data"][0]
         return XJSONResponse(body, headers=headers)
@@ -352,19 +366,24 @@ def build_api_router(sim: XSim) -> APIRouter:
     return ApiRoutes(sim).router()
 
 
-def _lookup_body(sim: XSim, ids: list[str], fields: list[str] | set[str]) -> dict[str, Any]:
-    found, missing = [], []
+def _lookup_body(
+    sim: XSim, ids: list[str], fields: set[str], viewer_id: str, parameter: str
+) -> dict[str, Any]:
+    """The found posts in ``data``; in ``errors``, the ids X could not find and the
+    author-only metrics the viewer may not see (a 200 with both, as X answers)."""
+    found, errors = [], []
     for tweet_id in ids:
         tweet = sim.store.get_tweet(tweet_id)
         if tweet is None:
-            missing.append(not_found_error("tweet", "ids", tweet_id))
+            errors.append(not_found_error("tweet", parameter, tweet_id))
         else:
-            found.append(render_tweet(sim, tweet, fields))
+            found.append(render_tweet(sim, tweet, fields, viewer_id))
+            errors.extend(field_errors(sim, tweet, fields, viewer_id, parameter))
     body: dict[str, Any] = {}
     if found:
         body["data"] = found
-    if missing:
-        body["errors"] = missing
+    if errors:
+        body["errors"] = errors
     return body
 
 

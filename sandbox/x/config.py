@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 DropMode = Literal["abort", "503"]
 ClientType = Literal["confidential", "public"]
+MetricsKeyStyle = Literal["retweet", "repost"]
 
 #: Every scope X's authorize endpoint knows (reference §3.1).
 KNOWN_SCOPES = frozenset(
@@ -64,6 +65,9 @@ class XSimConfig:
     duplicate_check: bool = True
     #: Feb-2026 self-serve rule: replies only to your own posts or posts mentioning you.
     restrict_replies: bool = False
+    #: ``public_metrics`` names reposts ``retweet_count`` (X's docs) or ``repost_count``
+    #: (OpenAPI 2.167): the naming drift of reference §3.7.
+    metrics_key_style: MetricsKeyStyle = "retweet"
     # Media upload (reference §3.4).
     #: How long an uploaded media id stays usable (X: ``expires_after_secs``, about 15 days).
     media_ttl: int = 15 * 24 * 3600

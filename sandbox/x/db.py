@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS tweet_media (
     media_id INTEGER NOT NULL REFERENCES media(id),
     PRIMARY KEY (tweet_id, position)
 );
+CREATE TABLE IF NOT EXISTS audiences (
+    user_id TEXT PRIMARY KEY,
+    audience TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rate_windows (
     user_id TEXT NOT NULL,
     endpoint TEXT NOT NULL,
@@ -273,6 +277,24 @@ class Database:
             )
         return Tweet(str(tweet_id), author_id, text, in_reply_to, conversation, now)
 
+    def seed_tweets(self, author_id: str, posts: Sequence[tuple[str, float]]) -> list[Tweet]:
+        """Store ``(text, created_at)`` posts as they are, in one transaction: history
+        written at past times. Each id encodes its own ``created_at``, so ids keep
+        following time however the posts are interleaved with others."""
+        seeded = []
+        with self._tx() as db:
+            for text, created_at in posts:
+                tweet_id = _snowflake_at(db, created_at)
+                db.execute(
+                    "INSERT INTO tweets (id, author_id, text, in_reply_to, conversation_id,"
+                    " created_at) VALUES (?, ?, ?, NULL, ?, ?)",
+                    (tweet_id, author_id, text, str(tweet_id), created_at),
+                )
+                seeded.append(
+                    Tweet(str(tweet_id), author_id, text, None, str(tweet_id), created_at)
+                )
+        return seeded
+
     def get_tweet(self, tweet_id: str) -> Tweet | None:
         if not tweet_id.isdigit() or len(tweet_id) > 19:
             return None
@@ -430,6 +452,16 @@ def _snowflake(db: sqlite3.Connection, table: str, now: float) -> int:
     snowflake = (int(now * 1000) - TWITTER_EPOCH_MS) << 22
     last = db.execute(f"SELECT MAX(id) AS m FROM {table}").fetchone()["m"]
     return max(snowflake, (last or 0) + 1)
+
+
+def _snowflake_at(db: sqlite3.Connection, created_at: float) -> int:
+    """A tweet id for a post made at ``created_at``, possibly in the past: the first free
+    one of that millisecond (a snowflake's low 22 bits are a sequence within it)."""
+    first = (int(created_at * 1000) - TWITTER_EPOCH_MS) << 22
+    taken = db.execute(
+        "SELECT MAX(id) AS m FROM tweets WHERE id >= ? AND id < ?", (first, first + (1 << 22))
+    ).fetchone()["m"]
+    return first if taken is None else int(taken) + 1
 
 
 def _media(row: sqlite3.Row) -> Media:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import sqlite3
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from sandbox.engagement import Audience
 from sandbox.x.db import Database, digest
 
 
@@ -58,7 +60,7 @@ class RefreshOutcome(Enum):
 
 class XStore(Database):
     """Everything the simulator persists: tweets and rate windows (``Database``) plus
-    users, authorization codes and token families."""
+    users, their audiences, authorization codes and token families."""
 
     # -- users ---------------------------------------------------------------------------
 
@@ -84,6 +86,28 @@ class XStore(Database):
                 "SELECT * FROM users WHERE username = ?", (username,)
             ).fetchone()
         return None if row is None else User(row["id"], row["username"], row["name"])
+
+    # -- audiences -----------------------------------------------------------------------
+
+    def get_audience(self, user_id: str) -> Audience | None:
+        """The audience set for the user, or ``None`` when it keeps its default one."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT audience FROM audiences WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return None if row is None else Audience.from_json(json.loads(row["audience"]))
+
+    def set_audience(self, user_id: str, audience: Audience | None) -> None:
+        """Set the user's audience; ``None`` gives it back its default one."""
+        with self._tx() as db:
+            if audience is None:
+                db.execute("DELETE FROM audiences WHERE user_id = ?", (user_id,))
+                return
+            db.execute(
+                "INSERT INTO audiences (user_id, audience) VALUES (?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET audience = excluded.audience",
+                (user_id, json.dumps(audience.as_json())),
+            )
 
     # -- authorization codes -------------------------------------------------------------
 

@@ -261,6 +261,28 @@ def parse_fields(raw: str | None, allowed: frozenset[str]) -> set[str] | list[di
     return set(names)
 
 
+def parse_ids(raw: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The ``ids`` of a lookup (1 to 100 post ids, comma-separated) and the invalid-request
+    errors, in X's words."""
+    if not raw:
+        return [], [
+            {"parameters": {"ids": []}, "message": "The `ids` query parameter can not be empty"}
+        ]
+    ids = raw.split(",")
+    if len(ids) > 100:
+        message = (
+            f"The number of values in the `ids` query parameter list [{len(ids)}]"
+            " is not between 1 and 100"
+        )
+        return [], [_bad_param("ids", raw, message)]
+    errors = [
+        _bad_param("ids", value, f"The `ids` query parameter value [{value}] is not valid")
+        for value in ids
+        if not is_id(value)
+    ]
+    return ([], errors) if errors else (ids, [])
+
+
 def parse_time(name: str, raw: str | None) -> float | dict[str, Any] | None:
     """An RFC 3339 timestamp as epoch seconds, or the invalid-request error."""
     if raw is None:
