@@ -1,7 +1,9 @@
-"""Click through a sandbox platform's consent page the way a person would in a browser.
+"""Click through a sandbox platform's consent page the way a person would in a browser, and
+through Kairos's own account chooser after it.
 
-``kairos up`` uses it to connect its first sandbox account through the real OAuth flow, and
-tests use it to drive the same flow. It only understands the simulators' consent forms.
+``kairos up`` uses it to connect its first sandbox accounts through the real OAuth flow, and
+tests use it to drive the same flow. It only understands the simulators' consent forms and
+the chooser page of ``/api/integrations/{provider}/callback``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,46 @@ class _ConsentForm(HTMLParser):
             self.action = values.get("action", "")
         elif tag == "input" and values.get("type") == "hidden" and "name" in values:
             self.fields[values["name"]] = values.get("value", "")
+
+
+class _ChooserForms(HTMLParser):
+    """Each account's form on the chooser page: its username, action and hidden fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
+        self._open: tuple[str, dict[str, str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form" and "data-username" in values:
+            self._open = (values.get("action", ""), {})
+            self.forms[values["data-username"]] = self._open
+        elif tag == "input" and self._open is not None and values.get("type") == "hidden":
+            self._open[1][values.get("name", "")] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def choose(
+    page: httpx.Response, *, username: str, client: httpx.Client | None = None
+) -> httpx.Response:
+    """On the callback's chooser page, submit the form of the account named ``username``;
+    return Kairos's answer (the "Connected @…" page, or why not)."""
+    forms = _ChooserForms()
+    forms.feed(page.text)
+    if username not in forms.forms:
+        offered = ", ".join(f"@{name}" for name in forms.forms) or "none"
+        raise ValueError(f"the chooser page offers no @{username} (offered: {offered})")
+    action, fields = forms.forms[username]
+    http = client or httpx.Client(timeout=10)
+    try:
+        return http.post(urljoin(str(page.url), action), data=fields)
+    finally:
+        if client is None:
+            http.close()
 
 
 def approve(authorization_url: str, *, username: str, client: httpx.Client | None = None) -> str:

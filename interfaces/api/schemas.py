@@ -240,6 +240,26 @@ class IntegrationUpdate(StrictInput):
     )
 
 
+class AccountCandidateOut(Camel):
+    id: str = Field(description="The account's id on the platform: send it as accountId.")
+    username: str
+    display_name: str
+    avatar_url: str | None
+    detail: str | None = Field(description="What tells the accounts apart, e.g. the Page.")
+
+
+class AccountChoiceEnvelope(Envelope):
+    provider: str
+    accounts: list[AccountCandidateOut]
+    expires_at: datetime
+
+
+class AccountChoiceInput(StrictInput):
+    account_id: Annotated[CleanStr, Field(min_length=1, max_length=200)] = Field(
+        description="The id of one of the accounts the choice offers."
+    )
+
+
 class ScheduledPostOut(Camel):
     id: UUID
     scheduled_at: datetime | None

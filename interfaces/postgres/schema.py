@@ -1,5 +1,5 @@
 """Relational tables outside the event store: identity, plans, audit trail, OAuth states,
-vault, collections.
+pending account choices, vault, collections.
 
 Created idempotently at start-up. Read models create their own tables (``projections/``).
 """
@@ -118,6 +118,16 @@ STATEMENTS = [
         added_at timestamptz NOT NULL,
         added_order bigint GENERATED ALWAYS AS IDENTITY,
         PRIMARY KEY (collection_id, integration_id))""",
+    # An authorization that reaches several accounts, until the user picks one
+    # (application/connections.py). Candidates: [{external_id, username, display_name, …}].
+    """CREATE TABLE IF NOT EXISTS account_choices (
+        choice_hash bytea PRIMARY KEY,
+        organization_id uuid NOT NULL,
+        user_id uuid NOT NULL,
+        provider text NOT NULL,
+        credential_id uuid NOT NULL,
+        candidates jsonb NOT NULL,
+        expires_at timestamptz NOT NULL)""",
 ]
 
 
