@@ -117,6 +117,18 @@ class EngagementCollector:
             ),
         )
 
+    def request(self, post_id: UUID, account_id: str, at: datetime) -> bool:
+        """Read the post's engagement on the account at ``at`` (a backfill), whatever the
+        schedule says; False when there is nothing published there to read."""
+        post = self._app.get_post(post_id)
+        if post is None or post.deleted:
+            return False
+        delivery = post.deliveries.get(account_id)
+        if delivery is None or delivery.status is not DeliveryStatus.PUBLISHED:
+            return False
+        self._defer(post_id, account_id, at, "requested by a backfill")
+        return True
+
     def _defer(self, post_id: UUID, account_id: str, retry_at: datetime, reason: str) -> None:
         self._record(
             post_id, lambda p: p.defer_metrics(account_id, retry_at=retry_at, reason=reason)

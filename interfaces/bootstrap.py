@@ -30,6 +30,7 @@ from application.upkeep import AccountUpkeep
 from interfaces.config import Settings
 from interfaces.email import EmailOutbox, email_outbox, organization_admins
 from interfaces.platforms.x import XAdapter
+from interfaces.postgres.account_choices import PostgresAccountChoices
 from interfaces.postgres.collections import PostgresCollections
 from interfaces.postgres.identity_store import PostgresIdentityStore
 from interfaces.postgres.locks import PostgresLocks
@@ -45,6 +46,7 @@ from interfaces.storage.probe import probe
 from interfaces.storage.remote import GuardedRemoteFetcher
 from interfaces.storage.s3 import S3Storage
 from projections.base import ReadModel
+from projections.engagement import EngagementView
 from projections.integrations import IntegrationsView
 from projections.notifications import NotificationsView
 from projections.posts import PostsView
@@ -69,6 +71,7 @@ class Kairos:
     posts_view: PostsView
     integrations_view: IntegrationsView
     notifications_view: NotificationsView
+    engagement_view: EngagementView
     vault: PostgresCredentialVault
     publishing: PublishingService
     media: MediaService
@@ -87,7 +90,12 @@ class Kairos:
 
     @property
     def views(self) -> list[ReadModel]:
-        return [self.posts_view, self.integrations_view, self.notifications_view]
+        return [
+            self.posts_view,
+            self.integrations_view,
+            self.notifications_view,
+            self.engagement_view,
+        ]
 
     def start_projections(self) -> None:
         """Run one supervised runner per read model in this process."""
@@ -217,8 +225,9 @@ def build(
         email_max_age=settings.smtp_max_age,
         clock=clock,
     )
+    engagement_view = EngagementView(datastore, app)
     with schema_lock(datastore):
-        for view in (posts_view, integrations_view, notifications_view):
+        for view in (posts_view, integrations_view, notifications_view, engagement_view):
             view.create_table()
     vault = PostgresCredentialVault(
         datastore, parse_keyring(settings.vault_keys.get_secret_value())
@@ -250,6 +259,7 @@ def build(
         accounts=integrations_view,
         deliveries=posts_view,
         locks=PostgresLocks(datastore),
+        choices=PostgresAccountChoices(datastore),
     )
     # One lock namespace for every refresh: publishing's and the upkeep's never race.
     tokens = AccessTokens(app, adapters, vault, PostgresLocks(datastore), clock)
@@ -262,6 +272,7 @@ def build(
         posts_view=posts_view,
         integrations_view=integrations_view,
         notifications_view=notifications_view,
+        engagement_view=engagement_view,
         outbox=email_outbox(settings, datastore),
         vault=vault,
         publishing=PublishingService(

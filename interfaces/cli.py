@@ -23,10 +23,12 @@ tokens = typer.Typer(help="Mint API tokens (self-hosting admin).")
 projections = typer.Typer(help="Operate read models.")
 organizations = typer.Typer(help="Manage organizations (self-hosting admin).")
 accounts = typer.Typer(help="Look after connected accounts (self-hosting admin).")
+metrics = typer.Typer(help="Engagement metrics of published posts (self-hosting admin).")
 cli.add_typer(users, name="users")
 cli.add_typer(tokens, name="tokens")
 cli.add_typer(projections, name="projections")
 cli.add_typer(organizations, name="organizations")
+cli.add_typer(metrics, name="metrics")
 cli.add_typer(accounts, name="accounts")
 
 DataDir = Annotated[Path, typer.Option(help="Where kairos up keeps its data.")]
@@ -302,6 +304,44 @@ def rebuild_projections(
 def _shadow_of(view: ReadModel) -> Callable[[str], ReadModel]:
     kind = type(view)
     return lambda prefix: kind(view.datastore, view.app, prefix=prefix)
+
+
+@metrics.command("backfill")
+def backfill_metrics(
+    org: Annotated[
+        str | None, typer.Option(help="Only this organization's posts (its id).")
+    ] = None,
+    spacing: Annotated[
+        float, typer.Option(help="Seconds between two reads, to stay under rate limits.")
+    ] = 1.0,
+) -> None:
+    """Read the engagement of every published post again, one read every ``spacing``
+    seconds from now (posts published before metrics existed, or after an outage).
+
+    Each read is planned as an event on the post, so the workers (``kairos worker``) do
+    the reading and a crash in between loses nothing."""
+    from datetime import UTC, datetime, timedelta
+    from uuid import UUID
+
+    from interfaces.bootstrap import build
+
+    try:
+        organization_id = UUID(org) if org else None
+    except ValueError:
+        raise typer.BadParameter(f"{org!r} is not an organization id", param_hint="--org") from None
+    if spacing < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--spacing")
+    kairos = build(_settings())
+    try:
+        pairs = kairos.engagement_view.published(organization_id)
+        start = datetime.now(UTC)
+        planned = 0
+        for index, (post_id, account_id) in enumerate(pairs):
+            at = start + timedelta(seconds=spacing * index)
+            planned += kairos.metrics.request(post_id, str(account_id), at)
+        typer.echo(f"planned {planned} engagement reads of {len(pairs)} published deliveries")
+    finally:
+        kairos.close()
 
 
 def main() -> None:
