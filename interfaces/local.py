@@ -50,11 +50,26 @@ def development_secrets(data_dir: Path) -> dict[str, str]:
     return created
 
 
+def sandbox_platform_settings(sandbox_url: str) -> dict[str, str]:
+    """Settings that point every platform adapter at the ``sandbox/`` simulators served at
+    ``sandbox_url`` (the same paths the real platforms use, under one host)."""
+    return {
+        "x_authorize_url": f"{sandbox_url}/x/i/oauth2/authorize",
+        "x_api_base_url": f"{sandbox_url}/x",
+        "instagram_authorize_url": f"{sandbox_url}/instagram/oauth/authorize",
+        "instagram_token_url": f"{sandbox_url}/instagram/oauth/access_token",
+        "instagram_graph_url": f"{sandbox_url}/instagram/graph",
+        "facebook_authorize_url": f"{sandbox_url}/instagram/facebook/v25.0/dialog/oauth",
+        "facebook_graph_url": f"{sandbox_url}/instagram/facebook-graph",
+        "tiktok_authorize_url": f"{sandbox_url}/tiktok/v2/auth/authorize/",
+        "tiktok_api_base_url": f"{sandbox_url}/tiktok",
+    }
+
+
 def local_settings(
     data_dir: Path, port: int, sandbox_port: int, mailbox: tuple[str, int] | None = None
 ) -> Settings:
     generated = development_secrets(data_dir)
-    sandbox = f"http://127.0.0.1:{sandbox_port}/x"
     email: dict[str, Any] = {}
     if mailbox is not None:
         email = {
@@ -73,8 +88,7 @@ def local_settings(
         port=port,
         data_dir=data_dir,
         sandbox_port=sandbox_port,
-        x_authorize_url=f"{sandbox}/i/oauth2/authorize",
-        x_api_base_url=sandbox,
+        **sandbox_platform_settings(f"http://127.0.0.1:{sandbox_port}"),
     )
 
 

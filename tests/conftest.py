@@ -24,6 +24,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from interfaces.config import Settings
+from interfaces.local import sandbox_platform_settings
 from interfaces.postgres.vault import new_vault_key
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -73,8 +74,7 @@ def make_settings(database_url: str, sandbox_url: str, **overrides: Any) -> Sett
         "database_url": database_url,
         "secret_key": TEST_SECRET,
         "vault_keys": new_vault_key("k1"),
-        "x_authorize_url": f"{sandbox_url}/x/i/oauth2/authorize",
-        "x_api_base_url": f"{sandbox_url}/x",
+        **sandbox_platform_settings(sandbox_url),
         "cookie_secure": False,
         **overrides,
     }

@@ -41,6 +41,7 @@ import psycopg
 import pytest
 import redis
 
+from interfaces.local import sandbox_platform_settings
 from tests.conftest import TEST_SECRET, Account, unique
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,8 +228,10 @@ def worker_env(kairos: Any, database_url: str, sandbox_url: str) -> Callable[[st
             "KAIROS_REDIS_URL": redis_url,
             "KAIROS_SECRET_KEY": TEST_SECRET,
             "KAIROS_VAULT_KEYS": kairos.settings.vault_keys.get_secret_value(),
-            "KAIROS_X_AUTHORIZE_URL": f"{sandbox_url}/x/i/oauth2/authorize",
-            "KAIROS_X_API_BASE_URL": f"{sandbox_url}/x",
+            **{
+                f"KAIROS_{name.upper()}": value
+                for name, value in sandbox_platform_settings(sandbox_url).items()
+            },
             # ISO 8601 durations: pydantic refuses a bare "3" read from the environment.
             "KAIROS_DELIVERY_LEASE": "PT3S",
             "KAIROS_DISPATCH_LEASE": "PT3S",
