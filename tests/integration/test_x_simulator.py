@@ -183,7 +183,7 @@ def sim(start: Callable[..., Sim]) -> Sim:
 
 def test_root_lists_the_mounted_simulators(sim: Sim) -> None:
     body = sim.http.get(sim.base + "/").json()
-    assert [s["path"] for s in body["simulators"]] == ["/x"]
+    assert [s["path"] for s in body["simulators"]] == ["/x", "/instagram", "/tiktok"]
 
 
 def test_consent_page_is_a_form_posting_back_with_the_parameters(sim: Sim) -> None:
