@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.clock import event_time
 from domain.errors import DomainError
 from domain.ids import integration_id
 
@@ -48,6 +49,14 @@ class Integration(Aggregate):
         return integration_id(organization_id, provider, external_account_id)
 
     # ---- events -------------------------------------------------------------------------
+
+    class Event(Aggregate.Event):
+        """Base of every event below: timestamped by ``domain.clock`` (the wall clock
+        unless a simulation runs)."""
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return event_time()
 
     class IntegrationConnected(Aggregate.Created):
         class_version = 1

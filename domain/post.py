@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from domain.clock import event_time
 from domain.errors import InvalidField, PostAlreadyDeleted, PostNotEditable
 
 
@@ -116,6 +117,14 @@ class Post(Aggregate):
         deliveries: dict[str, Delivery]
 
     # ---- events -------------------------------------------------------------------------
+
+    class Event(Aggregate.Event):
+        """Base of every event below: timestamped by ``domain.clock`` (the wall clock
+        unless a simulation runs)."""
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return event_time()
 
     class PostDrafted(Aggregate.Created):
         """The post exists. ``accounts`` maps integration id to provider."""

@@ -20,6 +20,7 @@ from application.collections import CollectionService
 from application.connections import ConnectionService
 from application.credentials import AccessTokens
 from application.identity import IdentityService
+from application.insights import Insights
 from application.media import MediaService, MediaStorage, Probe
 from application.metrics import EngagementCollector
 from application.plans import Plans
@@ -78,6 +79,7 @@ class Kairos:
     storage: MediaStorage
     upkeep: AccountUpkeep
     metrics: EngagementCollector
+    insights: Insights
     collections: CollectionService
     plans: Plans
     runners: list[ProjectionRunner] = field(default_factory=list)
@@ -288,6 +290,7 @@ def build(
         storage=storage,
         upkeep=AccountUpkeep(app, adapters, tokens, clock),
         metrics=EngagementCollector(app, adapters, tokens, clock),
+        insights=Insights(engagement_view, plans, clock),
         collections=CollectionService(app, collection_store, clock),
         plans=plans,
     )

@@ -70,6 +70,7 @@ def local_settings(
     data_dir: Path, port: int, sandbox_port: int, mailbox: tuple[str, int] | None = None
 ) -> Settings:
     generated = development_secrets(data_dir)
+    platforms: dict[str, Any] = sandbox_platform_settings(f"http://127.0.0.1:{sandbox_port}")
     email: dict[str, Any] = {}
     if mailbox is not None:
         email = {
@@ -88,7 +89,7 @@ def local_settings(
         port=port,
         data_dir=data_dir,
         sandbox_port=sandbox_port,
-        **sandbox_platform_settings(f"http://127.0.0.1:{sandbox_port}"),
+        **platforms,
     )
 
 

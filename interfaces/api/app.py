@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from interfaces.api.errors import error_response, install_error_handlers
 from interfaces.api.routes import (
     account,
+    analytics,
     collections,
     health,
     integrations,
@@ -99,7 +100,16 @@ def create_api(kairos: Kairos, **fastapi_kwargs: Any) -> FastAPI:
     )
     api.state.kairos = kairos
     install_error_handlers(api)
-    for module in (health, posts, integrations, collections, account, media, notifications):
+    for module in (
+        health,
+        posts,
+        integrations,
+        collections,
+        account,
+        media,
+        notifications,
+        analytics,
+    ):
         api.include_router(module.router)
     api.include_router(integrations.callback_router)
     api.include_router(media.files_router)
