@@ -30,6 +30,8 @@ from application.publishing import PublishingPolicy, PublishingService
 from application.upkeep import AccountUpkeep
 from interfaces.config import Settings
 from interfaces.email import EmailOutbox, email_outbox, organization_admins
+from interfaces.platforms.instagram import FacebookInstagramAdapter, InstagramAdapter
+from interfaces.platforms.tiktok import TikTokAdapter
 from interfaces.platforms.x import XAdapter
 from interfaces.postgres.account_choices import PostgresAccountChoices
 from interfaces.postgres.collections import PostgresCollections
@@ -163,7 +165,29 @@ def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
             client_secret=settings.x_client_secret.get_secret_value(),
             authorize_url=settings.x_authorize_url,
             api_base_url=settings.x_api_base_url,
-        )
+        ),
+        "instagram": InstagramAdapter(
+            client_id=settings.instagram_client_id,
+            client_secret=settings.instagram_client_secret.get_secret_value(),
+            authorize_url=settings.instagram_authorize_url,
+            token_url=settings.instagram_token_url,
+            graph_url=settings.instagram_graph_url,
+            api_version=settings.graph_api_version,
+        ),
+        "instagram-facebook": FacebookInstagramAdapter(
+            client_id=settings.facebook_client_id,
+            client_secret=settings.facebook_client_secret.get_secret_value(),
+            authorize_url=settings.facebook_authorize_url,
+            graph_url=settings.facebook_graph_url,
+            api_version=settings.graph_api_version,
+        ),
+        "tiktok": TikTokAdapter(
+            client_key=settings.tiktok_client_key,
+            client_secret=settings.tiktok_client_secret.get_secret_value(),
+            authorize_url=settings.tiktok_authorize_url,
+            api_base_url=settings.tiktok_api_base_url,
+            pull_url_prefixes=settings.tiktok_pull_url_prefixes,
+        ),
     }
 
 

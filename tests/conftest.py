@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -206,14 +206,50 @@ class Account:
 
     def connect_x(self, username: str) -> dict[str, Any]:
         """Connect a sandbox X account through the auth URL, consent page and callback."""
+        return self.connect("twitter", username)
+
+    def connect_instagram(self, username: str) -> dict[str, Any]:
+        """A sandbox Instagram professional account, through Instagram Login."""
+        return self.connect("instagram", username)
+
+    def connect_tiktok(self, username: str) -> dict[str, Any]:
+        return self.connect("tiktok", username)
+
+    def connect_instagram_facebook(self, facebook_user: str, choice: str) -> dict[str, Any]:
+        """Through Facebook Login as ``facebook_user``, then choose the Page-linked
+        Instagram account ``choice`` on Kairos's chooser (the simulator gives each
+        Facebook user ``<name>_studio`` and ``<name>_shop``)."""
+        from interfaces.consent import choose
+
+        return self.connect(
+            "instagram-facebook",
+            facebook_user,
+            pick=lambda page: choose(page, username=choice, client=self.http),
+            account_name=choice,
+        )
+
+    def connect(
+        self,
+        provider: str,
+        username: str,
+        *,
+        pick: Callable[[httpx.Response], httpx.Response] | None = None,
+        account_name: str | None = None,
+    ) -> dict[str, Any]:
         from interfaces.consent import approve
 
-        url = self.http.get("/api/integrations/twitter/auth").json()["url"]
+        url = self.http.get(f"/api/integrations/{provider}/auth").json()["url"]
         callback = approve(url, username=username)
         page = self.http.get(callback)
         assert page.status_code == 200, page.text
+        if pick is not None:
+            page = pick(page)
+            assert page.status_code == 200, page.text
         integrations = self.http.get("/api/integrations").json()["integrations"]
-        return next(i for i in integrations if i["accountName"] == username)
+        name = account_name or username
+        return next(
+            i for i in integrations if i["accountName"] == name and i["provider"] == provider
+        )
 
 
 @pytest.fixture

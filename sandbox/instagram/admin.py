@@ -294,7 +294,9 @@ def _account_json(sim: InstagramSim, account: Account) -> dict[str, Any]:
         "username": account.username,
         "name": account.name,
         "account_type": account.account_type,
-        "quota_total": account.quota_total or sim.config.quota_total,
+        "quota_total": sim.config.quota_total
+        if account.quota_total is None
+        else account.quota_total,
         "audience": sim.audience(account).as_json(),
     }
 

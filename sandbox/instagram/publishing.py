@@ -275,7 +275,10 @@ class PublishingRoutes:
         if refusal is not None:
             return refusal
         config = self.sim.config
-        quota = (account.quota_total or config.quota_total, float(config.quota_duration))
+        quota = (
+            config.quota_total if account.quota_total is None else account.quota_total,
+            float(config.quota_duration),
+        )
         outcome = self.store.publish(container, PUBLISHED_AS[container.kind], now, quota)
         if outcome is Refused.ALREADY_PUBLISHED:
             return graph_error(400, 100, ALREADY_PUBLISHED, headers=headers)
@@ -341,7 +344,9 @@ class PublishingRoutes:
         values = {
             "quota_usage": len(self.store.api_publishes_since(account.id, start)),
             "config": {
-                "quota_total": account.quota_total or config.quota_total,
+                "quota_total": config.quota_total
+                if account.quota_total is None
+                else account.quota_total,
                 "quota_duration": config.quota_duration,
             },
         }
