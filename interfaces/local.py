@@ -2,8 +2,10 @@
 
 An embedded PostgreSQL (the ``pgserver`` package) keeps its data under ``./.kairos/pg``;
 secrets are generated once into ``./.kairos/secrets.json``; the sandbox platforms run on
-their own port. On first start it creates an owner account and connects one sandbox X account
-through the real OAuth flow. Every start prints a fresh API token and a curl that works.
+their own port. On first start it creates an owner account and connects one sandbox account
+of each platform (X, Instagram, a Page-linked Instagram account chosen after Facebook Login,
+TikTok) through the real OAuth flow. Every start prints a fresh API token and a curl that
+works.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Any
 import httpx
 
 from interfaces.config import Settings
-from interfaces.consent import approve
+from interfaces.consent import approve, choose
 from interfaces.postgres.vault import new_vault_key
 
 OWNER_EMAIL = "owner@kairos.local"
-SANDBOX_X_USERNAME = "kairos_demo"
+SANDBOX_USERNAME = "kairos_demo"
+"""The sandbox account connected on each platform at first start."""
+SANDBOX_PAGE_ACCOUNT = "kairos_demo_studio"
+"""The Page-linked Instagram account chosen after the sandbox's Facebook Login."""
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
@@ -152,12 +157,12 @@ def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
     )
     token = issued.secret
     if password is not None:
-        _connect_sandbox_x(api_url, token)
+        _connect_sandbox_accounts(api_url, token)
     lines = [
         "",
         "Kairos is running.",
         f"  API            {api_url}   (OpenAPI: {api_url}/docs)",
-        f"  Sandbox X      {sandbox_url}/x",
+        f"  Sandbox        {sandbox_url}   (X /x, Instagram /instagram, TikTok /tiktok)",
         f"  Data           {kairos.settings.data_dir.resolve()}",
     ]
     if not os.environ.get("KAIROS_SMTP_HOST"):
@@ -179,15 +184,25 @@ def _welcome(kairos: Any, api_url: str, sandbox_url: str) -> None:
         '-d \'{"content": "Hello from Kairos", "platforms": ["twitter"], '
         '"scheduledAt": "2030-01-01T09:00:00Z"}\'',
         "",
+        "Instagram and TikTok need a video or image: upload one (POST /api/media/presign,",
+        'then PUT the file), and add its publicUrl as "mediaUrls" with "platforms":',
+        '["instagram", "tiktok", "twitter"]. The sandbox accounts are @kairos_demo on each',
+        "platform and the Page-linked Instagram account @kairos_demo_studio.",
+        "",
         "Press Ctrl+C to stop.",
     ]
     print("\n".join(lines), flush=True)  # noqa: T201
 
 
-def _connect_sandbox_x(api_url: str, token: str) -> None:
-    """Connect through the same popup flow a user clicks: auth URL, consent, callback."""
+def _connect_sandbox_accounts(api_url: str, token: str) -> None:
+    """Connect one sandbox account of each platform through the same popup flow a user
+    clicks: auth URL, consent, callback (and, for Facebook Login, the account chooser)."""
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(timeout=15) as http:
-        url = http.get(f"{api_url}/api/integrations/twitter/auth", headers=headers).json()["url"]
-        callback = approve(url, username=SANDBOX_X_USERNAME, client=http)
-        http.get(callback).raise_for_status()
+    with httpx.Client(timeout=30) as http:
+        for provider in ("twitter", "instagram", "instagram-facebook", "tiktok"):
+            auth = http.get(f"{api_url}/api/integrations/{provider}/auth", headers=headers)
+            callback = approve(auth.json()["url"], username=SANDBOX_USERNAME, client=http)
+            page = http.get(callback)
+            page.raise_for_status()
+            if provider == "instagram-facebook":
+                choose(page, username=SANDBOX_PAGE_ACCOUNT, client=http).raise_for_status()

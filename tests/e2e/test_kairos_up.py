@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
 
 from interfaces.consent import approve
 from interfaces.serving import free_port
-from sandbox.samples import jpeg_bytes
+from sandbox.samples import jpeg_bytes, mp4_bytes
 
 TOKEN = re.compile(r"API token\s+(ttp_[0-9a-f]{48})")
 CURL = re.compile(
@@ -117,7 +117,7 @@ def seed_media_steps(http: httpx.Client, tmp_path: Path, port: int) -> str:
     assert curl_put("image/jpeg", bigger) == "403"
     assert curl_put("image/png", image) == "403"
     assert curl_put("image/jpeg", image) == "200"
-    account_id = http.get("/api/integrations").json()["integrations"][0]["id"]
+    account_id = x_account(http)["id"]
     internal = http.post(
         "/api/posts",
         json={
@@ -139,6 +139,88 @@ def seed_media_steps(http: httpx.Client, tmp_path: Path, port: int) -> str:
     )
     assert created.status_code == 201, created.text
     post_id: str = created.json()["post"]["id"]
+    return post_id
+
+
+def x_account(http: httpx.Client, name: str = "kairos_demo") -> dict[str, Any]:
+    integrations = http.get("/api/integrations").json()["integrations"]
+    found: dict[str, Any] = next(
+        i for i in integrations if i["provider"] == "twitter" and i["accountName"] == name
+    )
+    return found
+
+
+def everywhere_steps(http: httpx.Client, sandbox_port: int) -> str:
+    """Issue 6's "Done when": the sandbox Instagram, Page-linked Instagram and TikTok
+    accounts kairos up connected, one post with a video to all of them and X, published on
+    each with its remote URL; caption-only Instagram and video-less TikTok posts refused."""
+    integrations = http.get("/api/integrations").json()["integrations"]
+    connected = {(i["provider"], i["accountName"]): i for i in integrations}
+    assert set(connected) >= {
+        ("twitter", "kairos_demo"),
+        ("instagram", "kairos_demo"),
+        ("instagram-facebook", "kairos_demo_studio"),
+        ("tiktok", "kairos_demo"),
+    }, connected
+    clip = mp4_bytes(1280, 720, 6_000)
+    issued = http.post(
+        "/api/media/presign",
+        json={"filename": "launch.mp4", "contentType": "video/mp4", "size": len(clip)},
+    ).json()
+    put = httpx.put(issued["uploadUrl"], content=clip, headers={"Content-Type": "video/mp4"})
+    assert put.status_code == 200, put.text
+    refused = http.post(
+        "/api/posts",
+        json={
+            "content": "Words only",
+            "platforms": ["instagram"],
+            "scheduledAt": "2030-01-01T09:00:00Z",
+        },
+    )
+    assert refused.status_code == 400
+    assert "Instagram" in refused.json()["message"]
+    refused = http.post(
+        "/api/posts",
+        json={
+            "content": "No video",
+            "platforms": ["tiktok"],
+            "scheduledAt": "2030-01-01T09:00:00Z",
+        },
+    )
+    assert refused.status_code == 400
+    assert "TikTok" in refused.json()["message"]
+    assert "video" in refused.json()["message"]
+    created = http.post(
+        "/api/posts",
+        json={
+            "content": "Launch day everywhere #kairos",
+            "platforms": ["instagram", "tiktok", "twitter"],
+            "mediaUrls": [issued["publicUrl"]],
+            "scheduledAt": (datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
+        },
+    )
+    assert created.status_code == 201, created.text
+    post_id: str = created.json()["post"]["id"]
+    wait(
+        lambda: (
+            http.get(f"/api/posts/{post_id}").json()["post"]["status"]
+            in ("published", "failed", "partial")
+        ),
+        "the post to publish everywhere",
+        timeout=90,
+    )
+    post = http.get(f"/api/posts/{post_id}").json()["post"]
+    assert post["status"] == "published", post["results"]
+    urls = {r["provider"]: r["url"] for r in post["results"]}
+    assert urls["twitter"].startswith("https://x.com/i/web/status/")
+    assert urls["instagram"].startswith("https://www.instagram.com/")
+    assert urls["instagram-facebook"].startswith("https://www.instagram.com/")
+    assert urls["tiktok"].startswith("https://www.tiktok.com/@kairos_demo/video/")
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    reels = httpx.get(f"{sandbox}/instagram/_sandbox/media").json()["by_account"]
+    assert reels == {"kairos_demo": 1, "kairos_demo_studio": 1}
+    videos = httpx.get(f"{sandbox}/tiktok/_sandbox/videos").json()
+    assert (videos["count"], videos["duplicates"]) == (1, 0)
     return post_id
 
 
@@ -164,8 +246,7 @@ def account_lifecycle_steps(http: httpx.Client, sandbox_port: int, data_dir: Pat
     httpx.post(f"{sandbox}/users/{demo}/tokens", json={"access_token_ttl": 4}).raise_for_status()
     connect(http, demo)  # reconnecting picks up the short-lived tokens
     connect(http, "kairos_other")
-    accounts = {i["accountName"]: i for i in http.get("/api/integrations").json()["integrations"]}
-    demo_id, other_id = accounts[demo]["id"], accounts["kairos_other"]["id"]
+    demo_id, other_id = x_account(http, demo)["id"], x_account(http, "kairos_other")["id"]
 
     def refreshes() -> int:
         events = http.get(f"/api/integrations/{demo_id}/history").json()["events"]
@@ -239,7 +320,7 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             headers={"Authorization": f"Bearer {token.group(1)}"},
             timeout=15,
         )
-        account_id = http.get("/api/integrations").json()["integrations"][0]["id"]
+        account_id = x_account(http)["id"]
         created = http.post(
             "/api/posts",
             json={
@@ -290,6 +371,7 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
         tweet = next(t for t in posted["data"] if t["text"] == "Launch day, with a picture")
         assert [m["media_type"] for m in tweet["media"]] == ["image/jpeg"]
         assert tweet["media"][0]["size"] == (tmp_path / "launch.jpg").stat().st_size
+        everywhere_post = everywhere_steps(http, sandbox_port)
         lifecycle_post = account_lifecycle_steps(http, sandbox_port, data_dir)
     finally:
         assert up.stop() == 0, up.output
@@ -310,10 +392,11 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             post_id: "scheduled",
             thread["id"]: "published",
             media_post: "published",
+            everywhere_post: "published",
             lifecycle_post: "published",
         }
         integrations = http.get("/api/integrations").json()["integrations"]
-        assert len(integrations) == 2
+        assert len(integrations) == 5
         assert {i["status"] for i in integrations} == {"connected"}
     finally:
         assert again.stop() == 0, again.output
