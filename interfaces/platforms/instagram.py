@@ -87,7 +87,7 @@ IMAGE_POLL_SECONDS = 1.0
 VIDEO_POLL_SECONDS = 5.0
 #: How long an image may process before the lease is extended (a video extends it at once).
 IMAGE_GRACE_SECONDS = 10.0
-HOLD_STEP = timedelta(minutes=2)
+HOLD_STEP = timedelta(seconds=30)
 NOT_READY_RETRIES = 5
 NOT_READY_WAIT_SECONDS = 3.0
 #: How much earlier than the attempt a post found while settling may have been published

@@ -88,7 +88,9 @@ CHUNK_RETRIES = 3
 STATUS_RETRIES = 3
 RATE_WINDOW = timedelta(minutes=1)
 PULL_MATCH_SLACK = timedelta(minutes=2)
-HOLD_MARGIN = 60.0
+HOLD_STEP = timedelta(seconds=30)
+"""The claim is kept in steps this long while waiting on TikTok: a worker that dies while
+waiting holds the delivery back this long at most, not the whole processing budget."""
 
 _QUOTA_CODES = ("spam_risk_too_many_posts", "reached_active_user_cap")
 _SCOPE_CODES = ("scope_not_authorized", "scope_permission_missed")
@@ -454,7 +456,7 @@ class TikTokAdapter:
             if status == "PROCESSING_UPLOAD" and isinstance(uploaded, int) and uploaded < size:
                 self._forget(progress)  # its upload URL died with the worker that had it
                 return None
-            progress.hold(self._wait_allowance())
+            progress.hold(HOLD_STEP)
             return self._await(token, request, publish_id, progress, data)
         requested = progress.get(PULL_REQUESTED_AT)
         if requested:
@@ -478,19 +480,15 @@ class TikTokAdapter:
             progress.record(PULL_REQUESTED_AT, datetime.now(UTC).isoformat())
             publish_id = self._init_pull(token, request, post_info, photos=photos)
             progress.record(PUBLISH_ID, publish_id)
-            progress.hold(self._wait_allowance())
+            progress.hold(HOLD_STEP)
         else:
             plan = ChunkPlan.for_size(media.payload.size, self._chunk_size)
             publish_id, upload_url = self._init_upload(token, post_info, plan)
             progress.record(PUBLISH_ID, publish_id)
             transfer = media.payload.size / self._upload_rate_floor
-            progress.hold(timedelta(seconds=transfer) + self._wait_allowance())
+            progress.hold(timedelta(seconds=transfer) + HOLD_STEP)
             self._upload(token, publish_id, upload_url, media.payload, plan, progress)
         return self._await(token, request, publish_id, progress)
-
-    def _wait_allowance(self) -> timedelta:
-        """How long the claim must last while TikTok processes and moderates the post."""
-        return timedelta(seconds=self._processing_timeout + self._post_id_timeout + HOLD_MARGIN)
 
     def _post_info(self, token: str, request: PublishRequest) -> dict[str, Any]:
         """Creator info (required before each post): the privacy level to post with and
@@ -684,7 +682,7 @@ class TikTokAdapter:
     ) -> RemotePost:
         """Poll the status until TikTok published the post (then, for a while, until its
         public id shows) or failed it; bounded, then transient: the checkpoint settles it."""
-        processing = complete = 0.0
+        processing = complete = held = 0.0
         errors = 0
         while True:
             if data is not None:
@@ -709,6 +707,10 @@ class TikTokAdapter:
                     f"TikTok was still processing the post after {self._processing_timeout:g} "
                     "s; it will be checked again"
                 )
+            waited = processing + complete
+            if waited + self._status_interval > held:
+                progress.hold(HOLD_STEP)
+                held = waited + HOLD_STEP.total_seconds()
             self._sleep(self._status_interval)
             try:
                 data = self._status(token, publish_id)

@@ -239,6 +239,9 @@ def worker_env(kairos: Any, database_url: str, sandbox_url: str) -> Callable[[st
             "KAIROS_RETRY_FIRST_BACKOFF": "PT0.5S",
             "KAIROS_RETRY_MAX_BACKOFF": "PT2S",
             "KAIROS_MAX_ATTEMPTS": "20",
+            # The files of posts with media: the same local store the API signs URLs for.
+            "KAIROS_MEDIA_DIR": str(kairos.settings.media_dir),
+            "KAIROS_PUBLIC_BASE_URL": kairos.settings.public_base_url,
         }
 
     return env
@@ -596,4 +599,145 @@ def test_a_redis_flush_mid_run_loses_no_post(
         workers.reap()
         assert not workers.died, "workers died on their own:\n" + "\n".join(workers.died)
     finally:
+        workers.stop()
+
+
+# ---- Instagram and TikTok: staged deliveries ----------------------------------------------
+
+STAGED_POSTS = 36
+
+
+@pytest.fixture
+def staged_sandbox(sandbox_url: str) -> Iterator[Callable[[str, str, dict[str, Any]], None]]:
+    """Set an Instagram or TikTok simulator's ``config`` or ``faults``; every change is
+    put back after."""
+    saved: dict[str, dict[str, Any]] = {}
+
+    def configure(platform: str, kind: str, values: dict[str, Any]) -> None:
+        url = f"{sandbox_url}/{platform}/_sandbox/{kind}"
+        before = httpx.get(url).json()
+        saved.setdefault(url, {k: before[k] for k in values})
+        httpx.post(url, json=values).raise_for_status()
+
+    yield configure
+    for url, values in saved.items():
+        httpx.post(url, json=values).raise_for_status()
+
+
+def test_workers_sigkilled_mid_instagram_and_tiktok_deliveries_publish_each_once(
+    account: Account,
+    sandbox_url: str,
+    database_url: str,
+    queue: str,
+    worker_env: Callable[[str], dict[str, str]],
+    dispatcher: Callable[[str], Any],
+    staged_sandbox: Callable[[str, str, dict[str, Any]], None],
+    report: Callable[[str], None],
+    tmp_path: Path,
+) -> None:
+    """Kills land between container creation and publish (Instagram processes each video
+    for a second and answers slowly) and between upload and status (TikTok processes for a
+    second): every post is published once per account, and nothing is lost."""
+    from sandbox.samples import mp4_bytes
+    from tests.integration.api.test_media import upload
+
+    began = time.monotonic()
+    staged_sandbox("instagram", "config", {"video_processing_secs": 1.0, "quota_total": 1000})
+    staged_sandbox("instagram", "faults", {"latency_ms": 150})
+    staged_sandbox(
+        "tiktok",
+        "config",
+        {
+            "processing_secs": 1.0,
+            "moderation_secs": 0.5,
+            "init_per_min": 10_000,
+            "creator_info_per_min": 10_000,
+            "status_per_min": 10_000,
+            "daily_post_cap": 10_000,
+            "latency_ms": 150,
+        },
+    )
+    names = {
+        account.connect_instagram(unique("igk0"))["id"]: ("instagram", 0),
+        account.connect_instagram(unique("igk1"))["id"]: ("instagram", 1),
+        account.connect_tiktok(unique("ttk0"))["id"]: ("tiktok", 0),
+        account.connect_tiktok(unique("ttk1"))["id"]: ("tiktok", 1),
+    }
+    facebook_user = unique("fbk")
+    page = account.connect_instagram_facebook(facebook_user, f"{facebook_user}_shop")
+    names[page["id"]] = ("instagram", 2)
+    usernames = {
+        i["id"]: i["accountName"]
+        for i in account.http.get("/api/integrations").json()["integrations"]
+    }
+    clip = upload(account, mp4_bytes(1280, 720, 4_000), "video/mp4", "crash.mp4")
+    workers = Workers(worker_env(queue), tmp_path)
+    killer = Killer(workers, KILL_FOR)
+    try:
+        for _ in range(3):
+            workers.spawn()
+        workers.wait_ready()
+        dispatched = dispatcher(queue)
+        killer.start()
+        tag = secrets.token_hex(3)
+        created: dict[str, dict[str, Any]] = {}
+        for n in range(STAGED_POSTS):
+            targets = random.sample(sorted(names), random.randint(1, 2))
+            response = account.http.post(
+                "/api/posts",
+                json={
+                    "content": f"staged crash {tag} post {n}",
+                    "accountIds": targets,
+                    "mediaUrls": [clip],
+                    "scheduledAt": (datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
+                },
+            )
+            assert response.status_code == 201, response.text
+            created[response.json()["post"]["id"]] = response.json()["post"]
+            time.sleep(KILL_FOR / STAGED_POSTS / 2)
+        killer.join(timeout=KILL_FOR + 60)
+        assert killer.error is None, f"the killer failed: {killer.error!r}"
+        posts = wait_until_terminal(account, set(created), 240, on_tick=workers.reap)
+        counts = summary(posts)
+        report(
+            f"staged crash safety: {len(posts)} posts {dict(counts)} in "
+            f"{time.monotonic() - began:.1f}s; {workers.kills} SIGKILLs "
+            f"({workers.kills_of_ready} of consuming workers); "
+            f"{dispatched.dispatcher.dispatched} messages dispatched; {lateness(posts)}"
+        )
+        assert all(p["status"] in TERMINAL for p in posts.values()), describe_stuck(
+            posts, database_url
+        )
+        failed = {i: p["results"] for i, p in posts.items() if p["status"] != "published"}
+        assert not failed, f"{len(failed)} posts not published: {list(failed.items())[:5]}"
+        media = httpx.get(f"{sandbox_url}/instagram/_sandbox/media").json()["data"]
+        videos = httpx.get(f"{sandbox_url}/tiktok/_sandbox/videos").json()["data"]
+        on_platform: Counter[tuple[str, str]] = Counter()
+        for item in media:
+            on_platform[(item["username"], item["caption"])] += 1
+        for item in videos:
+            on_platform[(item["username"], item["title"])] += 1
+        expected = Counter(
+            (usernames[account_id], post["content"])
+            for post in posts.values()
+            for account_id in post["accountIds"]
+        )
+        ours = Counter({key: n for key, n in on_platform.items() if tag in key[1]})
+        assert ours == expected, {
+            "duplicated": {k: n for k, n in ours.items() if n > 1},
+            "missing": [k for k in expected if k not in ours],
+        }
+        checkpoints = sum(
+            e["type"] == "AccountPublishCheckpointed"
+            for post_id in posts
+            for e in account.http.get(f"/api/posts/{post_id}/history").json()["events"]
+        )
+        report(
+            f"staged crash safety: {sum(expected.values())} deliveries (Instagram reels and "
+            f"TikTok videos), each exactly once; {checkpoints} checkpoints recorded"
+        )
+        workers.reap()
+        assert not workers.died, "workers died on their own:\n" + "\n".join(workers.died)
+    finally:
+        killer.stop()
         workers.stop()

@@ -407,7 +407,7 @@ def test_publish_a_reel_holds_the_claim_while_it_processes(start: Callable[..., 
     assert (media["id"], media["media_product_type"]) == (posted.remote_id, "REELS")
     assert "/reel/" in posted.url
     assert world.sleeps == [5.0, 5.0, 5.0]
-    assert progress.holds == [timedelta(minutes=2)]
+    assert progress.holds == [timedelta(seconds=30)]
 
 
 def test_publish_a_carousel_through_facebook_login(world: World) -> None:

@@ -354,7 +354,7 @@ def test_publish_a_small_video_whole(world: World) -> None:
     assert progress.checkpoints == {PUBLISH_ID: publish["publish_id"]}
     assert (publish["source"], publish["total_chunk_count"]) == ("FILE_UPLOAD", 1)
     assert progress.holds
-    assert progress.holds[0] >= timedelta(seconds=60)
+    assert progress.holds[0] >= timedelta(seconds=30)  # the upload, then steps of 30 s
     assert world.sleeps
     assert all(seconds >= 2 for seconds in world.sleeps)
 
