@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,13 +159,18 @@ def publishing_policy(settings: Settings) -> PublishingPolicy:
     )
 
 
-def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
+def platform_adapters(
+    settings: Settings, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, PlatformAdapter]:
+    """``sleep`` is how adapters wait on a platform (processing, polling): a simulation of
+    time (``kairos sandbox seed-history``) advances its clock instead."""
     return {
         "twitter": XAdapter(
             client_id=settings.x_client_id,
             client_secret=settings.x_client_secret.get_secret_value(),
             authorize_url=settings.x_authorize_url,
             api_base_url=settings.x_api_base_url,
+            sleep=sleep,
         ),
         "instagram": InstagramAdapter(
             client_id=settings.instagram_client_id,
@@ -173,6 +179,7 @@ def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
             token_url=settings.instagram_token_url,
             graph_url=settings.instagram_graph_url,
             api_version=settings.graph_api_version,
+            sleep=sleep,
         ),
         "instagram-facebook": FacebookInstagramAdapter(
             client_id=settings.facebook_client_id,
@@ -180,6 +187,7 @@ def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
             authorize_url=settings.facebook_authorize_url,
             graph_url=settings.facebook_graph_url,
             api_version=settings.graph_api_version,
+            sleep=sleep,
         ),
         "tiktok": TikTokAdapter(
             client_key=settings.tiktok_client_key,
@@ -187,6 +195,7 @@ def platform_adapters(settings: Settings) -> dict[str, PlatformAdapter]:
             authorize_url=settings.tiktok_authorize_url,
             api_base_url=settings.tiktok_api_base_url,
             pull_url_prefixes=settings.tiktok_pull_url_prefixes,
+            sleep=sleep,
         ),
     }
 

@@ -24,11 +24,13 @@ projections = typer.Typer(help="Operate read models.")
 organizations = typer.Typer(help="Manage organizations (self-hosting admin).")
 accounts = typer.Typer(help="Look after connected accounts (self-hosting admin).")
 metrics = typer.Typer(help="Engagement metrics of published posts (self-hosting admin).")
+sandbox = typer.Typer(help="The sandbox platforms of kairos up.")
 cli.add_typer(users, name="users")
 cli.add_typer(tokens, name="tokens")
 cli.add_typer(projections, name="projections")
 cli.add_typer(organizations, name="organizations")
 cli.add_typer(metrics, name="metrics")
+cli.add_typer(sandbox, name="sandbox")
 cli.add_typer(accounts, name="accounts")
 
 DataDir = Annotated[Path, typer.Option(help="Where kairos up keeps its data.")]
@@ -342,6 +344,27 @@ def backfill_metrics(
         typer.echo(f"planned {planned} engagement reads of {len(pairs)} published deliveries")
     finally:
         kairos.close()
+
+
+@sandbox.command("seed-history")
+def seed_history(
+    data_dir: DataDir = Path(".kairos"),
+    weeks: Annotated[int, typer.Option(min=1, max=26, help="Weeks of history, ending now.")] = 4,
+    per_day: Annotated[int, typer.Option(min=1, max=12, help="Posts a day, at random times.")] = 4,
+    port: Annotated[int, typer.Option(help="The port kairos up serves the API on.")] = 8000,
+    sandbox_port: Annotated[int, typer.Option(help="The sandbox's port.")] = 8001,
+) -> None:
+    """Publish weeks of posts to kairos up's sandbox accounts and read their engagement,
+    on a simulated clock, so best-time analytics has history to learn from.
+
+    Run it once kairos up has started once, while it is stopped; then start it again and
+    ask GET /api/analytics/optimal-times."""
+    from interfaces.history_seed import seed_history as seed
+
+    try:
+        seed(data_dir, port=port, sandbox_port=sandbox_port, weeks=weeks, per_day=per_day)
+    except RuntimeError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def main() -> None:

@@ -120,6 +120,13 @@ class SimClock:
         with self._lock:
             return time.time() + self._offset
 
+    def set(self, moment: float) -> float:
+        """Make ``now()`` read ``moment`` (a Unix time, past or future) and run on from
+        there: ``kairos sandbox seed-history`` plays weeks past through the simulators."""
+        with self._lock:
+            self._offset = moment - time.time()
+            return self._offset
+
     def advance(self, seconds: float) -> float:
         with self._lock:
             self._offset += seconds

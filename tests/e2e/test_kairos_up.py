@@ -224,6 +224,68 @@ def everywhere_steps(http: httpx.Client, sandbox_port: int) -> str:
     return post_id
 
 
+def seed_history_steps(data_dir: Path, port: int, sandbox_port: int) -> int:
+    """Issue 7's history generator, between two runs of kairos up: weeks of posts to every
+    sandbox account through the real services and simulators, on a simulated clock."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIROS_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "interfaces",
+            "sandbox",
+            "seed-history",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+            "--weeks",
+            "2",
+            "--per-day",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not published" not in done.stdout, done.stdout
+    found = re.search(r"Seeded (\d+) posts over 2 weeks, each to 4 accounts", done.stdout)
+    assert found, done.stdout
+    assert "tiktok              @kairos_demo         21:00 on Friday, Saturday" in done.stdout
+    return int(found.group(1))
+
+
+def optimal_times_steps(http: httpx.Client) -> None:
+    """The seed's optimal-times curl per platform finds the hours the simulators favour
+    (printed by seed-history), and next-optimal-time offers one of them."""
+
+    def best(platform: str) -> list[int]:
+        answer = http.get("/api/analytics/optimal-times", params={"platform": platform})
+        assert answer.status_code == 200, answer.text
+        recommendation = answer.json()["recommendation"]
+        assert recommendation["dataPoints"] >= 10, recommendation
+        return [h["hour"] for h in recommendation["bestHours"]]
+
+    def near(hours: list[int], target: int) -> bool:
+        return any(min(abs(h - target), 24 - abs(h - target)) <= 1 for h in hours)
+
+    assert near(best("tiktok")[:1], 21)
+    instagram = best("instagram")
+    assert near(instagram, 11) or near(instagram, 12), instagram
+    assert near(instagram, 19) or near(instagram, 20), instagram
+    twitter = best("twitter")
+    assert near(twitter, 8), twitter
+    assert near(twitter, 17), twitter
+    slot = http.get("/api/analytics/next-optimal-time", params={"platform": "tiktok"}).json()
+    assert slot["nextOptimalTime"] is not None, slot
+    assert abs(slot["nextOptimalTime"]["hour"] - 21) <= 2, slot
+
+
 def wait(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -376,6 +438,7 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
     finally:
         assert up.stop() == 0, up.output
 
+    seeded = seed_history_steps(data_dir, port, sandbox_port)
     again = Up(data_dir, port, sandbox_port)
     try:
         output = again.read_until("Press Ctrl+C to stop.")
@@ -387,14 +450,18 @@ def test_kairos_up_from_nothing_to_a_listed_post_and_back_after_a_restart(
             headers={"Authorization": f"Bearer {token.group(1)}"},
             timeout=15,
         )
-        after_restart = {p["id"]: p["status"] for p in http.get("/api/posts").json()["posts"]}
-        assert after_restart == {
+        posts = http.get("/api/posts", params={"limit": 200}).json()["posts"]
+        after_restart = {p["id"]: p["status"] for p in posts}
+        assert {k: after_restart.get(k) for k in (post_id, thread["id"], media_post)} == {
             post_id: "scheduled",
             thread["id"]: "published",
             media_post: "published",
-            everywhere_post: "published",
-            lifecycle_post: "published",
         }
+        assert after_restart[everywhere_post] == after_restart[lifecycle_post] == "published"
+        archive = [p for p in posts if p["content"].startswith("From the archive")]
+        assert len(archive) == seeded
+        assert {p["status"] for p in archive} == {"published"}
+        optimal_times_steps(http)
         integrations = http.get("/api/integrations").json()["integrations"]
         assert len(integrations) == 5
         assert {i["status"] for i in integrations} == {"connected"}
