@@ -32,6 +32,7 @@ from uuid import UUID
 
 import httpx
 
+from application.due import METRICS_SCHEDULE
 from application.posts import PostInput
 from domain.clock import simulated_clock
 from domain.post import DeliveryStatus
@@ -50,14 +51,6 @@ AUDIENCES: dict[tuple[str, str], dict[str, Any]] = {
 }
 SIMULATOR = {"twitter": "x", "instagram": "instagram", "instagram-facebook": "instagram"}
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-READS = (
-    timedelta(hours=1),
-    timedelta(hours=6),
-    timedelta(days=1),
-    timedelta(days=3),
-    timedelta(days=7),
-    timedelta(days=14),
-)
 
 
 class SimulatedTime:
@@ -241,7 +234,7 @@ def _run(
                 if delivery.status is not DeliveryStatus.PUBLISHED:
                     say(f"  not published to {account_id}: {delivery.error_message}")
                     continue
-                for delay in READS:
+                for delay in METRICS_SCHEDULE:
                     at = delivery.published_at + delay
                     if at < end:
                         heappush(steps, Step(at, next(order), "read", post_id, account_id))

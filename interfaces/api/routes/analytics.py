@@ -13,6 +13,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 
 from application.analytics import DAY_NAMES
+from application.identity import Principal
+from application.insights import Query as InsightsQuery
 from interfaces.api.analytics_schemas import (
     AccountRecommendationOut,
     EngagementSummaryEnvelope,
@@ -25,6 +27,7 @@ from interfaces.api.analytics_schemas import (
 )
 from interfaces.api.deps import KairosDep, PrincipalDep
 from interfaces.api.routes.posts import ERRORS, as_json
+from interfaces.bootstrap import Kairos
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"], responses=ERRORS)
 
@@ -45,6 +48,19 @@ AccountId = Annotated[
 GATED: dict[int | str, dict[str, Any]] = {
     403: {"description": "The plan lacks the best-time-to-post feature"}
 }
+
+
+def _query(
+    kairos: Kairos,
+    principal: Principal,
+    platform: str | None,
+    timezone: str | None,
+    account_id: UUID | None,
+) -> InsightsQuery:
+    """The parsed parameters; another organization's account is a 404."""
+    if account_id is not None:
+        kairos.connections.integration(principal, account_id)
+    return kairos.insights.query(platform, timezone)
 
 
 @router.get("/optimal-times", response_model=OptimalTimesEnvelope, responses=GATED)
@@ -94,9 +110,7 @@ def next_optimal_time(
     account_id: AccountId = None,
 ) -> Response:
     """The next best slot from now (at least 20 minutes ahead, within a week)."""
-    query = kairos.insights.query(platform, timezone)
-    if account_id is not None:
-        kairos.connections.integration(principal, account_id)  # 404 for another's account
+    query = _query(kairos, principal, platform, timezone, account_id)
     slot, basis = kairos.insights.next_optimal_time(principal, query, account_id)
     return as_json(
         NextOptimalTimeEnvelope(
@@ -117,9 +131,7 @@ def weekly_schedule(
     account_id: AccountId = None,
 ) -> Response:
     """Every hour of every weekday scored 0-1 (0.5 everywhere until there is enough data)."""
-    query = kairos.insights.query(platform, timezone)
-    if account_id is not None:
-        kairos.connections.integration(principal, account_id)
+    query = _query(kairos, principal, platform, timezone, account_id)
     grid, basis = kairos.insights.weekly_schedule(principal, query, account_id)
     return as_json(
         WeeklyScheduleEnvelope(
