@@ -13,9 +13,9 @@ import html
 import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 
@@ -36,6 +36,7 @@ from application.platforms import (
     TransientPlatformError,
     UploadedMedia,
 )
+from interfaces.platforms.http import HttpAdapter, after, json_object, with_query
 
 SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access", "media.write")
 DUPLICATE_DETAIL = "You are not allowed to create a Tweet with duplicate content."
@@ -56,10 +57,11 @@ def post_url(post_id: str) -> str:
     return f"https://x.com/i/web/status/{post_id}"
 
 
-class XAdapter:
+class XAdapter(HttpAdapter):
     """The ``PlatformAdapter`` for X. One instance per configured X app."""
 
     provider = "twitter"
+    _platform = "X"
 
     def __init__(
         self,
@@ -75,25 +77,12 @@ class XAdapter:
     ) -> None:
         """``media_processing_timeout`` caps how long :meth:`upload_media` waits (in total
         ``sleep`` seconds) for X to process a video or GIF before giving up as transient."""
+        super().__init__(http=http, timeout=timeout, sleep=sleep)
         self._client_id = client_id
         self._client_secret = client_secret
         self._authorize_url = authorize_url
         self._api = api_base_url.rstrip("/")
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout)
-        self._timeout = timeout
         self._media_processing_timeout = media_processing_timeout
-        self._sleep = sleep
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> XAdapter:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def capabilities(self) -> tuple[str, ...]:
         return ("text", "images", "video", "threads")
@@ -101,7 +90,8 @@ class XAdapter:
     # -- OAuth ---------------------------------------------------------------------------
 
     def authorization_url(self, *, state: str, code_challenge: str, redirect_uri: str) -> str:
-        query = urlencode(
+        return with_query(
+            self._authorize_url,
             {
                 "response_type": "code",
                 "client_id": self._client_id,
@@ -111,10 +101,7 @@ class XAdapter:
                 "code_challenge": code_challenge,
                 "code_challenge_method": "S256",
             },
-            quote_via=quote,
         )
-        separator = "&" if "?" in self._authorize_url else "?"
-        return f"{self._authorize_url}{separator}{query}"
 
     def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
         return self._token_request(
@@ -160,17 +147,14 @@ class XAdapter:
         )
         if response.status_code >= 400:
             raise self._token_error(response, action)
-        body = _json_object(response)
+        body = json_object(response)
         access_token = body.get("access_token") if body else None
         if not isinstance(access_token, str) or not access_token:
             raise TransientPlatformError(
                 f"X token endpoint returned no access token while trying to {action}",
                 status=response.status_code,
             )
-        expires_in = body.get("expires_in") if body else None
-        expires_at = None
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            expires_at = requested_at + timedelta(seconds=float(expires_in))
+        expires_at = after(requested_at, body.get("expires_in") if body else None)
         refresh_token = body.get("refresh_token") if body else None
         scope = body.get("scope") if body else None
         return TokenSet(
@@ -193,7 +177,7 @@ class XAdapter:
                 f"X token endpoint failed with HTTP {status} while trying to {action}",
                 status=status,
             )
-        body = _json_object(response) or {}
+        body = json_object(response) or {}
         error = body.get("error")
         description = body.get("error_description")
         reason = ": ".join(str(part) for part in (error, description) if isinstance(part, str))
@@ -299,10 +283,7 @@ class XAdapter:
         )
         self._await_processing(media_id, finished, headers)
         expires_in = finished.get("expires_after_secs", started.get("expires_after_secs"))
-        expires_at = None
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            expires_at = requested_at + timedelta(seconds=float(expires_in))
-        return UploadedMedia(remote_id=media_id, expires_at=expires_at)
+        return UploadedMedia(remote_id=media_id, expires_at=after(requested_at, expires_in))
 
     def _await_processing(
         self, media_id: str, data: dict[str, Any], headers: dict[str, str]
@@ -417,14 +398,7 @@ class XAdapter:
     # -- plumbing ------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, *, action: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, self._api + path, timeout=self._timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientPlatformError(f"X timed out while trying to {action}") from exc
-        except httpx.TransportError as exc:
-            raise TransientPlatformError(
-                f"Connection to X failed while trying to {action} ({type(exc).__name__})"
-            ) from exc
+        return self._request(method, self._api + path, action=action, **kwargs)
 
     def _check(
         self, response: httpx.Response, action: str, *, forbidden_is_auth: bool = False
@@ -432,13 +406,13 @@ class XAdapter:
         """The JSON body of a successful response, or the typed error for a failed one."""
         status = response.status_code
         if status < 300:
-            body = _json_object(response)
+            body = json_object(response)
             if body is None:
                 raise TransientPlatformError(
                     f"X returned an unreadable response while trying to {action}", status=status
                 )
             return body
-        problem = _json_object(response) or {}
+        problem = json_object(response) or {}
         detail = problem.get("detail") or problem.get("title") or _first_error(problem)
         if status == 400 and _first_error(problem):
             detail = f"{detail} {_first_error(problem)}"
@@ -471,14 +445,6 @@ def media_category(content_type: str) -> str:
 
 def _bearer(access_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {access_token}"}
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _first_error(problem: dict[str, Any]) -> str | None:
