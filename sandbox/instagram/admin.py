@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
@@ -13,6 +11,15 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.common.admin import (
+    bad,
+    clock_routes,
+    endpoint_fault_routes,
+    json_object,
+    knob_routes,
+    read_json,
+)
+from sandbox.common.knobs import KnobRules, fits, is_rate, is_strings
 from sandbox.engagement import Audience
 from sandbox.instagram.config import (
     CONFIG_KEYS,
@@ -41,67 +48,31 @@ _CHOICES: dict[str, tuple[object, ...]] = {
 PUBLISHED_TYPES = {"IMAGE": "FEED", "CAROUSEL_ALBUM": "FEED", "VIDEO": "REELS"}
 
 
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"{}")
-    except ValueError:
-        return _bad("body must be JSON")
-
-
-async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    body = await _json(request)
-    if isinstance(body, JSONResponse):
-        return body
-    return body if isinstance(body, dict) else _bad("body must be a JSON object")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _valid(config: object, key: str, value: object) -> bool:
-    current = getattr(config, key)
     if key in _RATES:
-        return _is_number(value) and 0 <= value <= 1  # type: ignore[operator]
+        return is_rate(value)
     if key in _CHOICES:
         return value in _CHOICES[key]
     if key == "redirect_uris":
-        return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        return value is None or is_strings(value)
     if key == "error_code":
         return isinstance(value, int) and not isinstance(value, bool)
     if key == "error_status":
         return isinstance(value, int) and 400 <= value <= 599
     if isinstance(config, UserTokens) and key.endswith("_ttl"):
         return value is None or (isinstance(value, int) and not isinstance(value, bool))
-    if isinstance(current, bool):
-        return isinstance(value, bool)
-    if isinstance(current, float):
-        return _is_number(value) and value >= 0  # type: ignore[operator]
-    if isinstance(current, int):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    return isinstance(value, type(current))
+    return fits(getattr(config, key), value)
 
 
-def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
-    """Set the given attributes after checking them; the error message or ``None``."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        return f"unknown keys: {', '.join(unknown)}"
-    for key, value in body.items():
-        if not _valid(config, key, value):
-            return f"invalid value for {key}"
-    for key, value in body.items():
-        if key == "redirect_uris" and value:
-            setattr(config, key, tuple(value))
-        elif isinstance(getattr(config, key), float):
-            setattr(config, key, float(value))
-        else:
-            setattr(config, key, value)
-    return None
+def _stored(config: object, key: str, value: Any) -> Any:
+    if key == "redirect_uris" and value:
+        return tuple(value)
+    if isinstance(getattr(config, key), float):
+        return float(value)
+    return value
+
+
+_RULES = KnobRules(_valid, _stored)
 
 
 def _container(container: Container, now: float) -> dict[str, Any]:
@@ -170,75 +141,16 @@ def build_admin_router(sim: InstagramSim) -> APIRouter:
         data = [_container(container, now) for container in sim.store.all_containers()]
         return JSONResponse({"data": data, "count": len(data)})
 
-    @router.get("/config")
-    async def get_config() -> Response:
-        return JSONResponse(public_config(config))
-
-    @router.post("/config")
-    async def set_config(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        error = _apply(config, body, CONFIG_KEYS)
-        return _bad(error) if error else JSONResponse(public_config(config))
-
-    @router.get("/faults")
-    async def get_faults() -> Response:
-        return JSONResponse(sim.faults.snapshot())
-
-    @router.post("/faults")
-    async def set_faults(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        error = _apply(config, body, FAULT_KEYS)
-        return _bad(error) if error else JSONResponse(sim.faults.snapshot())
-
-    @router.get("/faults/{endpoint}")
-    async def get_endpoint_faults(endpoint: str) -> Response:
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
-        return JSONResponse(asdict(sim.faults.endpoints.get(endpoint, EndpointFault())))
-
-    @router.post("/faults/{endpoint}")
-    async def set_endpoint_faults(endpoint: str, request: Request) -> Response:
-        """Faults of one endpoint, e.g. ``{"drop_response_rate": 1, "times": 1}`` (the
-        next write commits, then its response is lost) or ``{"error_rate": 1,
-        "error_code": 9007, "error_subcode": 2207027}``."""
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        with sim.faults.lock:
-            fault = dataclasses.replace(sim.faults.endpoints.get(endpoint, EndpointFault()))
-            error = _apply(fault, body, ENDPOINT_FAULT_KEYS)
-            if error:
-                return _bad(error)
-            sim.faults.set(endpoint, fault)
-        return JSONResponse(asdict(fault))
-
-    @router.delete("/faults/{endpoint}")
-    async def clear_endpoint_faults(endpoint: str) -> Response:
-        with sim.faults.lock:
-            sim.faults.endpoints.pop(endpoint, None)
-        return JSONResponse(asdict(EndpointFault()))
-
-    @router.get("/clock")
-    async def get_clock() -> Response:
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
-
-    @router.post("/clock")
-    async def advance_clock(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        seconds = body.get("advance_seconds")
-        if set(body) != {"advance_seconds"} or not isinstance(seconds, int | float) or seconds < 0:
-            return _bad('expected {"advance_seconds": <non-negative number>}')
-        sim.clock.advance(float(seconds))
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
-
+    router.include_router(
+        knob_routes("/config", config, CONFIG_KEYS, _RULES, lambda: public_config(config))
+    )
+    router.include_router(knob_routes("/faults", config, FAULT_KEYS, _RULES, sim.faults.snapshot))
+    router.include_router(
+        endpoint_fault_routes(
+            sim.faults, FAULT_ENDPOINTS, EndpointFault, ENDPOINT_FAULT_KEYS, _RULES
+        )
+    )
+    router.include_router(clock_routes(sim.clock))
     router.include_router(_instagram_users(sim))
     router.include_router(_facebook_users(sim))
     return router
@@ -258,22 +170,21 @@ def _token_routes(sim: InstagramSim, router: APIRouter, prefix: str, login: str)
     async def set_tokens(username: str, request: Request) -> Response:
         """Lifetimes of the tokens issued to this account from now on, and refresh failures;
         an account not seen yet is created, so its very first tokens can be short-lived."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if login == "instagram":
             if not IG_USERNAME_RE.match(username):
-                return _bad("usernames are 1 to 30 letters, digits, periods or underscores")
+                return bad("usernames are 1 to 30 letters, digits, periods or underscores")
             key = f"instagram:{sim.store.get_or_create_account(username, sim.now()).id}"
         else:
             if not FB_USERNAME_RE.match(username):
-                return _bad("names are 1 to 23 letters, digits, periods or underscores")
+                return bad("names are 1 to 23 letters, digits, periods or underscores")
             key = f"facebook:{sim.store.get_or_create_fb_user(username, sim.now()).id}"
         with sim.lock:
-            knobs = dataclasses.replace(sim.user_tokens.get(key, UserTokens()))
-            error = _apply(knobs, body, USER_TOKEN_KEYS)
-            if error:
-                return _bad(error)
+            knobs = _RULES.edited(sim.user_tokens.get(key, UserTokens()), body, USER_TOKEN_KEYS)
+            if isinstance(knobs, str):
+                return bad(knobs)
             sim.user_tokens[key] = knobs
         return JSONResponse({**asdict(knobs), "refresh_requests": sim.refresh_requests[key]})
 
@@ -282,7 +193,7 @@ def _token_routes(sim: InstagramSim, router: APIRouter, prefix: str, login: str)
         """The user removed the app: every token of this account stops working."""
         subject_id = subject(username)
         if subject_id is None:
-            return _bad("no such account", 404)
+            return bad("no such account", 404)
         return JSONResponse(
             {"revoked_tokens": sim.store.revoke_subject(login, subject_id, sim.now())}
         )
@@ -308,28 +219,28 @@ def _instagram_users(sim: InstagramSim) -> APIRouter:
     async def get_user(username: str) -> Response:
         account = sim.store.find_account(username)
         if account is None:
-            return _bad("no such account", 404)
+            return bad("no such account", 404)
         return JSONResponse(_account_json(sim, account))
 
     @router.post("/users/{username}")
     async def set_user(username: str, request: Request) -> Response:
         """Create or change an Instagram account: ``account_type`` (BUSINESS,
         MEDIA_CREATOR or PERSONAL), ``name``, ``quota_total`` (its publishing quota)."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not IG_USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 30 letters, digits, periods or underscores")
+            return bad("usernames are 1 to 30 letters, digits, periods or underscores")
         unknown = sorted(set(body) - {"account_type", "name", "quota_total"})
         if unknown:
-            return _bad(f"unknown keys: {', '.join(unknown)}")
+            return bad(f"unknown keys: {', '.join(unknown)}")
         if "account_type" in body and body["account_type"] not in ACCOUNT_TYPES:
-            return _bad(f"account_type must be one of {', '.join(ACCOUNT_TYPES)}")
+            return bad(f"account_type must be one of {', '.join(ACCOUNT_TYPES)}")
         if "name" in body and not isinstance(body["name"], str):
-            return _bad("name must be a string")
+            return bad("name must be a string")
         quota = body.get("quota_total")
         if quota is not None and (not isinstance(quota, int) or quota < 0):
-            return _bad("quota_total must be a non-negative integer or null")
+            return bad("quota_total must be a non-negative integer or null")
         account = sim.store.get_or_create_account(username, sim.now())
         if body:
             account = sim.store.update_account(account.id, body)
@@ -338,15 +249,15 @@ def _instagram_users(sim: InstagramSim) -> APIRouter:
     @router.post("/users/{username}/audience")
     async def set_audience(username: str, request: Request) -> Response:
         """When this account's followers are around (``sandbox.engagement.Audience``)."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         try:
             audience = Audience.from_json(body)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         if not IG_USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 30 letters, digits, periods or underscores")
+            return bad("usernames are 1 to 30 letters, digits, periods or underscores")
         account = sim.store.get_or_create_account(username, sim.now())
         account = sim.store.update_account(account.id, {"audience": audience})
         return JSONResponse(_account_json(sim, account))
@@ -355,12 +266,12 @@ def _instagram_users(sim: InstagramSim) -> APIRouter:
     async def seed_media(username: str, request: Request) -> Response:
         """A post published in the app (not through the API) at ``published_at`` (ISO 8601
         or Unix seconds): an account's history, e.g. for ``seed-history``."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         account = sim.store.find_account(username)
         if account is None:
-            return _bad("no such account", 404)
+            return bad("no such account", 404)
         media_type = body.get("media_type", "IMAGE")
         published = body.get("published_at", sim.now())
         try:
@@ -370,9 +281,9 @@ def _instagram_users(sim: InstagramSim) -> APIRouter:
                 else float(published)
             )
         except (TypeError, ValueError):
-            return _bad("published_at must be ISO 8601 or Unix seconds")
+            return bad("published_at must be ISO 8601 or Unix seconds")
         if media_type not in PUBLISHED_TYPES or not isinstance(body.get("caption", ""), str):
-            return _bad(f"media_type must be one of {', '.join(PUBLISHED_TYPES)}")
+            return bad(f"media_type must be one of {', '.join(PUBLISHED_TYPES)}")
         seeded = sim.store.seed_media(
             account.id,
             body.get("caption", ""),
@@ -408,26 +319,26 @@ def _facebook_users(sim: InstagramSim) -> APIRouter:
     @router.get("/facebook-users/{username}")
     async def get_user(username: str) -> Response:
         user = sim.store.find_fb_user(username)
-        return _bad("no such user", 404) if user is None else JSONResponse(user_json(user.id))
+        return bad("no such user", 404) if user is None else JSONResponse(user_json(user.id))
 
     @router.put("/facebook-users/{username}/pages")
     async def set_pages(username: str, request: Request) -> Response:
         """Replace the user's Pages: ``[{"name": "...", "instagram": "<username>" | null}]``
         (an empty list, or no linked account, is a user with nothing to publish to)."""
-        body = await _json(request)
+        body = await read_json(request)
         if isinstance(body, JSONResponse):
             return body
         if not FB_USERNAME_RE.match(username):
-            return _bad("names are 1 to 23 letters, digits, periods or underscores")
+            return bad("names are 1 to 23 letters, digits, periods or underscores")
         pages: list[tuple[str, str | None]] = []
         for item in body if isinstance(body, list) else [None]:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                return _bad('expected [{"name": "...", "instagram": "<username>" | null}]')
+                return bad('expected [{"name": "...", "instagram": "<username>" | null}]')
             linked = item.get("instagram")
             if linked is not None and (
                 not isinstance(linked, str) or not IG_USERNAME_RE.match(linked)
             ):
-                return _bad("instagram must be an Instagram username or null")
+                return bad("instagram must be an Instagram username or null")
             pages.append((item["name"], linked))
         user = sim.store.get_or_create_fb_user(username, sim.now())
         sim.store.replace_pages(user.id, pages, sim.now())

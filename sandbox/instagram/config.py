@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
-import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-DropMode = Literal["abort", "503"]
+from sandbox.common.admin import public_config as shared_public_config
+from sandbox.common.faults import DropMode, FaultTable
+
 TokenShape = Literal["data", "flat"]
 
 #: Instagram Login permissions (reference §1.1); the ``business_*`` names were retired in 2025.
@@ -165,19 +165,11 @@ UNAVAILABLE = "Service temporarily unavailable"
 
 
 @dataclass
-class Faults:
+class Faults(FaultTable[InstagramSimConfig, EndpointFault]):
     """Decides, per request, whether to inject a failure."""
 
-    config: InstagramSimConfig
-    rng: random.Random = field(default_factory=random.Random)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    endpoints: dict[str, EndpointFault] = field(default_factory=dict)
     #: Requests seen per endpoint since its fault was set (for ``EndpointFault.after``).
     seen: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.config.fault_seed is not None:
-            self.rng.seed(self.config.fault_seed)
 
     def _roll(self, rate: float) -> bool:
         if rate <= 0:
@@ -249,8 +241,4 @@ class Faults:
 
 
 def public_config(config: InstagramSimConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data.pop("client_secret", None)
-    if config.redirect_uris is not None:
-        data["redirect_uris"] = list(config.redirect_uris)
-    return data
+    return shared_public_config(config, "redirect_uris")

@@ -6,14 +6,12 @@ stored as SHA-256 digests, so the file never holds a usable credential.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from sandbox.common.sqlite import SqliteFile
 
 #: Graph ids of containers and media start here (17-digit numbers, as Instagram's are).
 FIRST_NODE_ID = 17_900_000_000_000_000
@@ -107,10 +105,6 @@ CREATE TABLE IF NOT EXISTS call_windows (
     used INTEGER NOT NULL
 );
 """
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def shortcode(media_id: str) -> str:
@@ -214,37 +208,11 @@ class CallWindow:
     reset: float
 
 
-class Database:
+class Database(SqliteFile):
     """Thread-safe access to ``instagram.sqlite3`` (one connection, one lock, WAL journal)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        super().__init__(path, _SCHEMA)
 
     @staticmethod
     def _next_id(db: sqlite3.Connection) -> str:
@@ -317,18 +285,18 @@ class Database:
         return _container(row)
 
     def get_container(self, container_id: str) -> Container | None:
-        rows = self._rows("SELECT * FROM containers WHERE id = ?", (container_id,))
+        rows = self._all("SELECT * FROM containers WHERE id = ?", (container_id,))
         return _container(rows[0]) if rows else None
 
     def containers_since(self, owner_id: str, since: float) -> int:
-        rows = self._rows(
+        rows = self._all(
             "SELECT COUNT(*) AS n FROM containers WHERE owner_id = ? AND created_at > ?",
             (owner_id, since),
         )
         return int(rows[0]["n"])
 
     def all_containers(self) -> list[Container]:
-        return [_container(row) for row in self._rows("SELECT * FROM containers ORDER BY id")]
+        return [_container(row) for row in self._all("SELECT * FROM containers ORDER BY id")]
 
     # -- media ---------------------------------------------------------------------------
 
@@ -404,16 +372,16 @@ class Database:
         return _media(row)
 
     def media_count(self, owner_id: str) -> int:
-        rows = self._rows("SELECT COUNT(*) AS n FROM media WHERE owner_id = ?", (owner_id,))
+        rows = self._all("SELECT COUNT(*) AS n FROM media WHERE owner_id = ?", (owner_id,))
         return int(rows[0]["n"])
 
     def get_media(self, media_id: str) -> Media | None:
-        rows = self._rows("SELECT * FROM media WHERE id = ?", (media_id,))
+        rows = self._all("SELECT * FROM media WHERE id = ?", (media_id,))
         return _media(rows[0]) if rows else None
 
     def api_publishes_since(self, owner_id: str, since: float) -> list[float]:
         """When the account's API publishes after ``since`` happened, oldest first."""
-        rows = self._rows(
+        rows = self._all(
             "SELECT published_at FROM media WHERE owner_id = ? AND via_api = 1"
             " AND published_at > ? ORDER BY published_at",
             (owner_id, since),
@@ -445,10 +413,10 @@ class Database:
             f"SELECT * FROM media WHERE {' AND '.join(clauses)}"
             " ORDER BY published_at DESC, id DESC LIMIT ?"
         )
-        return [_media(row) for row in self._rows(sql, [*params, limit])]
+        return [_media(row) for row in self._all(sql, [*params, limit])]
 
     def all_media(self) -> list[Media]:
-        return [_media(row) for row in self._rows("SELECT * FROM media ORDER BY id")]
+        return [_media(row) for row in self._all("SELECT * FROM media ORDER BY id")]
 
 
 def _container(row: sqlite3.Row) -> Container:

@@ -14,12 +14,14 @@ import hmac
 import re
 from collections.abc import Mapping
 from html import escape
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
+from sandbox.common.consent import ConsentCopy, page, redirect
+from sandbox.common.consent import consent_page as shared_consent_page
 from sandbox.instagram import problems
 from sandbox.instagram.config import (
     FACEBOOK_SCOPES,
@@ -44,31 +46,13 @@ REDIRECT_MISMATCH = (
     " the one you used in the OAuth dialog request"
 )
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
-button{{margin-right:.5rem;padding:.5rem 1.25rem}} .error{{color:#b00020}}</style></head>
-<body><p><small>{brand} sandbox &mdash; not the real {brand}</small></p>{body}</body></html>"""
-
-
-def _page(brand: str, title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = _PAGE.format(title=escape(title), brand=escape(brand), body=body)
-    return HTMLResponse(html, status_code=status)
-
 
 def _error_page(brand: str, message: str) -> HTMLResponse:
     body = (
         "<h1>Sorry, this page isn&rsquo;t available</h1>"
         f'<p class="error">Invalid Request: Request parameters are invalid: {escape(message)}</p>'
     )
-    return _page(brand, f"{brand} / Error", body, status=400)
-
-
-def _redirect(url: str, params: dict[str, str], fragment: str) -> RedirectResponse:
-    parts = urlsplit(url)
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
-    target = urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
-    return RedirectResponse(target, status_code=302)
+    return page(brand, f"{brand} / Error", body, status=400)
 
 
 def split_scopes(raw: str) -> list[str]:
@@ -123,23 +107,9 @@ def consent_page(
     username: str,
     error: str = "",
 ) -> HTMLResponse:
-    hidden = "".join(
-        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
-        for name, value in params.items()
-    )
-    scopes = "".join(f"<li>{escape(s)}</li>" for s in split_scopes(params.get("scope", "")))
-    body = (
-        f"<h1>{escape(heading)}</h1>"
-        + (f'<p class="error">{escape(error)}</p>' if error else "")
-        + f"<p>This app will be able to:</p><ul>{scopes}</ul>"
-        + f'<form method="post" action="{escape(action)}">'
-        + hidden
-        + '<label>Username <input type="text" name="username" '
-        + f'value="{escape(username)}" maxlength="30"></label><p>'
-        + '<button type="submit" name="action" value="allow">Allow</button>'
-        + '<button type="submit" name="action" value="deny">Cancel</button></p></form>'
-    )
-    return _page(brand, f"{brand} / Allow access", body, status=400 if error else 200)
+    copy = ConsentCopy(brand, f"{brand} / Allow access", "This app will be able to:", "Allow", 30)
+    scopes = split_scopes(params.get("scope", ""))
+    return shared_consent_page(copy, heading, action, params, scopes, username, error)
 
 
 class OAuthRoutes:
@@ -198,7 +168,7 @@ class OAuthRoutes:
                 "error_description": "The user denied your request.",
                 **state,
             }
-            return _redirect(params["redirect_uri"], denied, "_")
+            return redirect(params["redirect_uri"], denied, "_")
         username = str(form.get("username", "")).strip()
         if action != "allow" or not IG_USERNAME_RE.match(username):
             error = "Usernames are 1 to 30 letters, digits, periods or underscores"
@@ -206,7 +176,7 @@ class OAuthRoutes:
         account = self.store.get_or_create_account(username, self.sim.now())
         code = self._code("instagram", params, account.id)
         # Meta appends "#_" to the redirect; it is not part of the code.
-        return _redirect(params["redirect_uri"], {"code": code, **state}, "_")
+        return redirect(params["redirect_uri"], {"code": code, **state}, "_")
 
     async def facebook_consent(self, request: Request, version: str) -> Response:
         await self.sim.delay("oauth_token")
@@ -229,14 +199,14 @@ class OAuthRoutes:
                 "error_reason": "user_denied",
                 **state,
             }
-            return _redirect(params["redirect_uri"], denied, "_=_")
+            return redirect(params["redirect_uri"], denied, "_=_")
         username = str(form.get("username", "")).strip()
         if action != "allow" or not FB_USERNAME_RE.match(username):
             error = "Names are 1 to 23 letters, digits, periods or underscores"
             return consent_page("Facebook", heading, request.url.path, params, username, error)
         user = self.store.get_or_create_fb_user(username, self.sim.now())
         code = self._code("facebook", params, user.id)
-        return _redirect(params["redirect_uri"], {"code": code, **state}, "_=_")
+        return redirect(params["redirect_uri"], {"code": code, **state}, "_=_")
 
     def _code(self, login: str, params: Mapping[str, str], subject_id: str) -> str:
         return self.store.create_code(

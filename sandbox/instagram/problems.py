@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-from sandbox.instagram.config import DropMode, Injected
+from sandbox.common.faults import DropMode, LostAnswer
+from sandbox.instagram.config import Injected
 
 GRAPH_DOCS = (
     "Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
@@ -121,29 +121,10 @@ def legacy_error(message: str, status: int = 400) -> JSONResponse:
     return GraphJSONResponse(body, status_code=status)
 
 
-class AbortedResponse(Response):
-    """Starts a 200 response, sends part of the body, then lets the server drop the
-    connection: the client sees the connection die mid-response ("done, response lost")."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
-    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json; charset=UTF-8"),
-                    (b"content-length", b"4096"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"id":"', "more_body": True})
+#: A write whose response dies after its first bytes ("done, response lost").
+LOST_ANSWER = LostAnswer(200, b"application/json; charset=UTF-8", b'{"id":"')
 
 
 def lost_response(mode: DropMode, headers: dict[str, str]) -> Response:
     """What the client sees of a write that committed but whose response got lost."""
-    if mode == "503":
-        return Response(status_code=503, headers=headers)
-    return AbortedResponse()
+    return LOST_ANSWER.response(mode, headers)

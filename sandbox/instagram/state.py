@@ -8,10 +8,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.common.clock import SimClock
 from sandbox.engagement import Audience, default_audience
 from sandbox.instagram.config import Faults, InstagramSimConfig, UserTokens
 from sandbox.instagram.store import Account, InstagramStore
-from sandbox.x.config import SimClock
 
 
 @dataclass

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from sandbox.common.sqlite import digest
 from sandbox.engagement import Audience
-from sandbox.instagram.db import Database, digest
+from sandbox.instagram.db import Database
 
 ACCOUNT_TYPES = ("BUSINESS", "MEDIA_CREATOR", "PERSONAL")
 PROFESSIONAL = ("BUSINESS", "MEDIA_CREATOR")
@@ -115,11 +116,11 @@ class InstagramStore(Database):
         return _account(row)
 
     def get_account(self, account_id: str) -> Account | None:
-        rows = self._rows("SELECT * FROM ig_accounts WHERE id = ?", (account_id,))
+        rows = self._all("SELECT * FROM ig_accounts WHERE id = ?", (account_id,))
         return _account(rows[0]) if rows else None
 
     def find_account(self, username: str) -> Account | None:
-        rows = self._rows("SELECT * FROM ig_accounts WHERE username = ?", (username,))
+        rows = self._all("SELECT * FROM ig_accounts WHERE username = ?", (username,))
         return _account(rows[0]) if rows else None
 
     def update_account(self, account_id: str, changes: dict[str, Any]) -> Account:
@@ -137,7 +138,7 @@ class InstagramStore(Database):
         return _account(row)
 
     def all_accounts(self) -> list[Account]:
-        return [_account(row) for row in self._rows("SELECT * FROM ig_accounts ORDER BY id")]
+        return [_account(row) for row in self._all("SELECT * FROM ig_accounts ORDER BY id")]
 
     # -- Facebook users and Pages --------------------------------------------------------
 
@@ -168,20 +169,20 @@ class InstagramStore(Database):
         return found
 
     def find_fb_user(self, username: str) -> FacebookUser | None:
-        rows = self._rows("SELECT * FROM fb_users WHERE username = ?", (username,))
+        rows = self._all("SELECT * FROM fb_users WHERE username = ?", (username,))
         return FacebookUser(rows[0]["id"], rows[0]["username"], rows[0]["name"]) if rows else None
 
     def get_fb_user(self, user_id: str) -> FacebookUser | None:
-        rows = self._rows("SELECT * FROM fb_users WHERE id = ?", (user_id,))
+        rows = self._all("SELECT * FROM fb_users WHERE id = ?", (user_id,))
         return FacebookUser(rows[0]["id"], rows[0]["username"], rows[0]["name"]) if rows else None
 
     def pages(self, user_id: str) -> list[Page]:
-        rows = self._rows("SELECT * FROM fb_pages WHERE user_id = ? ORDER BY position", (user_id,))
+        rows = self._all("SELECT * FROM fb_pages WHERE user_id = ? ORDER BY position", (user_id,))
         return [Page(row["id"], row["name"], row["ig_account_id"]) for row in rows]
 
     def get_page(self, page_id: str) -> tuple[str, Page] | None:
         """A Page and the id of the Facebook user who manages it."""
-        rows = self._rows("SELECT * FROM fb_pages WHERE id = ?", (page_id,))
+        rows = self._all("SELECT * FROM fb_pages WHERE id = ?", (page_id,))
         if not rows:
             return None
         row = rows[0]
@@ -275,7 +276,7 @@ class InstagramStore(Database):
         return token
 
     def token(self, token: str) -> TokenGrant | None:
-        rows = self._rows("SELECT * FROM tokens WHERE token_hash = ?", (digest(token),))
+        rows = self._all("SELECT * FROM tokens WHERE token_hash = ?", (digest(token),))
         if not rows:
             return None
         row = rows[0]

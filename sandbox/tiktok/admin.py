@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections import Counter
 from dataclasses import asdict
 from typing import Any
@@ -12,6 +10,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.common.admin import bad, clock_routes, endpoint_fault_routes, json_object, knob_routes
+from sandbox.common.knobs import KnobRules, fits, is_count, is_rate, is_strings
 from sandbox.engagement import Audience
 from sandbox.tiktok.api import publish_status
 from sandbox.tiktok.config import (
@@ -36,24 +36,9 @@ _TUPLES = ("redirect_uris", "verified_url_prefixes", "withheld_scopes")
 _OPTIONAL_INTS = ("access_token_ttl", "refresh_token_ttl", "max_video_post_duration_sec")
 
 
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return _bad("body must be JSON")
-    if not isinstance(body, dict):
-        return _bad("body must be a JSON object")
-    return body
-
-
 def _valid(config: object, key: str, value: Any) -> bool:
-    current = getattr(config, key)
     if key in _RATES:
-        return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+        return is_rate(value)
     if key == "drop_response_mode":
         return value in ("abort", "503")
     if key in ("fail_status", "refresh_fail_status"):
@@ -64,34 +49,20 @@ def _valid(config: object, key: str, value: Any) -> bool:
         return isinstance(value, int) and (value == 0 or 200 <= value <= 599)
     if key in _TUPLES:
         nullable = key == "redirect_uris"
-        strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        strings = is_strings(value)
         if key == "withheld_scopes":
             strings = strings and all(v in KNOWN_SCOPES for v in value)
         return strings or (nullable and value is None)
     if key in _OPTIONAL_INTS and isinstance(config, UserKnobs):
-        return value is None or (
-            isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        )
-    if isinstance(current, bool):
-        return isinstance(value, bool)
-    if isinstance(current, int):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if isinstance(current, float):
-        return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    return isinstance(value, type(current))
+        return value is None or is_count(value)
+    return fits(getattr(config, key), value)
 
 
-def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
-    """Set the given attributes after checking them all; the error message or ``None``."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        return f"unknown keys: {', '.join(unknown)}"
-    for key, value in body.items():
-        if not _valid(config, key, value):
-            return f"invalid value for {key}"
-    for key, value in body.items():
-        setattr(config, key, tuple(value) if key in _TUPLES and value is not None else value)
-    return None
+def _stored(_config: object, key: str, value: Any) -> Any:
+    return tuple(value) if key in _TUPLES and value is not None else value
+
+
+_RULES = KnobRules(_valid, _stored)
 
 
 def _video(video: Video, username: str) -> dict[str, Any]:
@@ -116,33 +87,6 @@ def _video(video: Video, username: str) -> dict[str, Any]:
 def build_admin_router(sim: TikTokSim) -> APIRouter:
     router = APIRouter(prefix="/_sandbox")
     config = sim.config
-
-    @router.get("/config")
-    async def get_config() -> Response:
-        return JSONResponse(public_config(config))
-
-    @router.post("/config")
-    async def set_config(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        error = _apply(config, body, CONFIG_KEYS)
-        return _bad(error) if error else JSONResponse(public_config(config))
-
-    @router.get("/clock")
-    async def get_clock() -> Response:
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
-
-    @router.post("/clock")
-    async def advance_clock(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        seconds = body.get("advance_seconds")
-        if set(body) != {"advance_seconds"} or not isinstance(seconds, int | float) or seconds < 0:
-            return _bad('expected {"advance_seconds": <non-negative number>}')
-        sim.clock.advance(float(seconds))
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
 
     @router.get("/videos")
     async def videos() -> Response:
@@ -185,12 +129,12 @@ def build_admin_router(sim: TikTokSim) -> APIRouter:
     @router.post("/fail_reasons")
     async def force_fail_reason(request: Request) -> Response:
         """The next ``count`` publishes to finish processing fail with ``fail_reason``."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         reason, count = body.get("fail_reason"), body.get("count", 1)
         if reason not in FAIL_REASONS or not isinstance(count, int) or count < 1:
-            return _bad(f"expected fail_reason in {', '.join(FAIL_REASONS)} and a count >= 1")
+            return bad(f"expected fail_reason in {', '.join(FAIL_REASONS)} and a count >= 1")
         with sim.lock:
             sim.forced_fail_reasons.extend([reason] * count)
             return JSONResponse({"pending": list(sim.forced_fail_reasons)})
@@ -201,6 +145,10 @@ def build_admin_router(sim: TikTokSim) -> APIRouter:
             sim.forced_fail_reasons.clear()
         return JSONResponse({"pending": []})
 
+    router.include_router(
+        knob_routes("/config", config, CONFIG_KEYS, _RULES, lambda: public_config(config))
+    )
+    router.include_router(clock_routes(sim.clock))
     router.include_router(_fault_routes(sim))
     router.include_router(_user_routes(sim))
     return router
@@ -208,40 +156,11 @@ def build_admin_router(sim: TikTokSim) -> APIRouter:
 
 def _fault_routes(sim: TikTokSim) -> APIRouter:
     router = APIRouter()
-    unknown = f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}"
 
     @router.get("/faults")
     async def all_faults() -> Response:
         with sim.faults.lock:
             return JSONResponse({k: asdict(v) for k, v in sim.faults.endpoints.items()})
-
-    @router.get("/faults/{endpoint}")
-    async def get_faults(endpoint: str) -> Response:
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(unknown)
-        with sim.faults.lock:
-            return JSONResponse(asdict(sim.faults.endpoints.get(endpoint, EndpointFault())))
-
-    @router.post("/faults/{endpoint}")
-    async def set_faults(endpoint: str, request: Request) -> Response:
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(unknown)
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        with sim.faults.lock:
-            fault = dataclasses.replace(sim.faults.endpoints.get(endpoint, EndpointFault()))
-            error = _apply(fault, body, ENDPOINT_FAULT_KEYS)
-            if error:
-                return _bad(error)
-            sim.faults.endpoints[endpoint] = fault
-            return JSONResponse(asdict(fault))
-
-    @router.delete("/faults/{endpoint}")
-    async def clear_faults(endpoint: str) -> Response:
-        with sim.faults.lock:
-            sim.faults.endpoints.pop(endpoint, None)
-        return JSONResponse(asdict(EndpointFault()))
 
     @router.delete("/faults")
     async def clear_all_faults() -> Response:
@@ -249,6 +168,11 @@ def _fault_routes(sim: TikTokSim) -> APIRouter:
             sim.faults.endpoints.clear()
         return JSONResponse({})
 
+    router.include_router(
+        endpoint_fault_routes(
+            sim.faults, FAULT_ENDPOINTS, EndpointFault, ENDPOINT_FAULT_KEYS, _RULES
+        )
+    )
     return router
 
 
@@ -266,7 +190,7 @@ def _user_routes(sim: TikTokSim) -> APIRouter:
     async def get_user(username: str) -> Response:
         user = sim.store.find_user(username)
         if user is None:
-            return _bad("no such user", 404)
+            return bad("no such user", 404)
         body = {**asdict(user), "knobs": described(user.open_id)}
         body["audience"] = sim.audience(user.open_id, user.username).as_json()
         return JSONResponse(body)
@@ -275,17 +199,16 @@ def _user_routes(sim: TikTokSim) -> APIRouter:
     async def set_user(username: str, request: Request) -> Response:
         """Set the user's knobs; a user not seen yet is created, so that even its first
         tokens or its first creator info follow them."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 2 to 24 letters, digits, underscores or periods")
+            return bad("usernames are 2 to 24 letters, digits, underscores or periods")
         user = sim.store.get_or_create_user(username, sim.config.client_key, sim.now())
         with sim.lock:
-            knobs = dataclasses.replace(sim.users.get(user.open_id) or UserKnobs())
-            error = _apply(knobs, body, USER_KNOB_KEYS)
-            if error:
-                return _bad(error)
+            knobs = _RULES.edited(sim.users.get(user.open_id) or UserKnobs(), body, USER_KNOB_KEYS)
+            if isinstance(knobs, str):
+                return bad(knobs)
             sim.users[user.open_id] = knobs
         return JSONResponse(described(user.open_id))
 
@@ -299,15 +222,15 @@ def _user_routes(sim: TikTokSim) -> APIRouter:
 
     @router.post("/users/{username}/audience")
     async def set_audience(username: str, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 2 to 24 letters, digits, underscores or periods")
+            return bad("usernames are 2 to 24 letters, digits, underscores or periods")
         try:
             audience = Audience.from_json(body)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         user = sim.store.get_or_create_user(username, sim.config.client_key, sim.now())
         with sim.lock:
             sim.audiences[user.open_id] = audience
@@ -317,15 +240,15 @@ def _user_routes(sim: TikTokSim) -> APIRouter:
     async def revoke_user(username: str, request: Request) -> Response:
         """Revoke all the user's tokens (``{"tokens": "all"}``, the default), or only its
         refresh tokens (``{"tokens": "refresh"}``)."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         which = body.get("tokens", "all")
         if set(body) - {"tokens"} or which not in ("all", "refresh"):
-            return _bad('expected {"tokens": "all" | "refresh"}')
+            return bad('expected {"tokens": "all" | "refresh"}')
         user = sim.store.find_user(username)
         if user is None:
-            return _bad("no such user", 404)
+            return bad("no such user", 404)
         revoked = sim.store.revoke_user(user.open_id, sim.now(), refresh_only=which == "refresh")
         return JSONResponse({"revoked_tokens": revoked})
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
-import threading
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any
 
-DropMode = Literal["abort", "503"]
+from sandbox.common.admin import public_config as shared_public_config
+from sandbox.common.faults import DropMode, FaultTable
 
 MIB = 1024 * 1024
 WINDOW_SECONDS = 60.0
@@ -172,18 +171,8 @@ class UserKnobs:
 USER_KNOB_KEYS = tuple(f.name for f in fields(UserKnobs))
 
 
-@dataclass
-class Faults:
+class Faults(FaultTable[TikTokSimConfig, EndpointFault]):
     """Decides, per request, whether to inject a failure."""
-
-    config: TikTokSimConfig
-    rng: random.Random = field(default_factory=random.Random)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    endpoints: dict[str, EndpointFault] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.config.fault_seed is not None:
-            self.rng.seed(self.config.fault_seed)
 
     def _fires(self, fault: EndpointFault, counter: str, rate: float) -> bool:
         """Whether the countdown ``counter`` or the rate ``rate`` fires (lock held)."""
@@ -224,9 +213,4 @@ class Faults:
 
 
 def public_config(config: TikTokSimConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data.pop("client_secret", None)
-    data["verified_url_prefixes"] = list(config.verified_url_prefixes)
-    if config.redirect_uris is not None:
-        data["redirect_uris"] = list(config.redirect_uris)
-    return data
+    return shared_public_config(config, "verified_url_prefixes", "redirect_uris")

@@ -6,15 +6,13 @@ holds a usable credential, yet every token survives a restart of the process.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sandbox.common.sqlite import SqliteFile, digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -86,10 +84,6 @@ CREATE TABLE IF NOT EXISTS videos (
 );
 CREATE INDEX IF NOT EXISTS videos_user ON videos(open_id, published_at);
 """
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -168,41 +162,11 @@ class Video:
     sha256: str | None
 
 
-class Database:
+class Database(SqliteFile):
     """Thread-safe access to ``tiktok.sqlite3`` (one connection, one lock, WAL journal)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _one(self, sql: str, params: Sequence[object]) -> sqlite3.Row | None:
-        with self._lock:
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-            return row
-
-    def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._conn.execute(sql, params))
+        super().__init__(path, _SCHEMA, foreign_keys=False)
 
     # -- publishes -----------------------------------------------------------------------
 

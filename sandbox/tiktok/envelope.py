@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-from sandbox.tiktok.config import DropMode
+from sandbox.common.faults import DropMode, LostAnswer
 
 MESSAGES = {
     "access_token_invalid": "The access token is invalid or not found in the request.",
@@ -75,29 +74,10 @@ def oauth_error(
     )
 
 
-class AbortedResponse(Response):
-    """Starts a response, sends part of the body, then lets the server drop the connection:
-    the client sees the connection die mid-response ("done, answer lost")."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
-    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json; charset=UTF-8"),
-                    (b"content-length", b"4096"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"data":', "more_body": True})
+#: A request whose answer dies after its first bytes ("done, answer lost").
+LOST_ANSWER = LostAnswer(200, b"application/json; charset=UTF-8", b'{"data":')
 
 
 def lost_response(mode: DropMode) -> Response:
     """What the client sees of a request that did its work but whose answer got lost."""
-    if mode == "503":
-        return Response(status_code=503)
-    return AbortedResponse()
+    return LOST_ANSWER.response(mode)

@@ -4,18 +4,19 @@ error_description}``, with HTTP 200 when ``oauth_errors_http_200`` is set."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping
 from html import escape
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from sandbox.common.consent import ConsentCopy, page, redirect, s256
+from sandbox.common.consent import consent_page as shared_consent_page
 from sandbox.tiktok.config import KNOWN_SCOPES, TikTokSimConfig
 from sandbox.tiktok.envelope import TikTokJSONResponse, lost_response, oauth_error, server_error
 from sandbox.tiktok.state import TikTokSim
@@ -35,33 +36,25 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.]{2,24}$")
 Issued = tuple[IssuedTokens, int, int]
 """Tokens just issued, with their access and refresh lifetimes."""
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
-button{{margin-right:.5rem;padding:.5rem 1.25rem}} .error{{color:#b00020}}</style></head>
-<body><p><small>TikTok sandbox &mdash; not the real TikTok</small></p>{body}</body></html>"""
+_CONSENT = ConsentCopy(
+    brand="TikTok",
+    title="TikTok / Authorize",
+    lead="It will be able to:",
+    allow="Continue",
+    max_username=24,
+)
 
 
 def challenge_matches(verifier: str, challenge: str) -> bool:
     """PKCE S256: base64url of SHA-256, or its hex form (TikTok's desktop docs use hex)."""
     raw = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
-    candidates = (base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), raw.hex())
+    candidates = (s256(verifier), raw.hex())
     return any(hmac.compare_digest(candidate, challenge) for candidate in candidates)
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
 
 
 def _error_page(message: str) -> HTMLResponse:
     body = f'<h1>Something went wrong</h1><p class="error">{escape(message)}</p>'
-    return _page("TikTok / Error", body, status=400)
-
-
-def _with_query(url: str, params: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return page("TikTok", "TikTok / Error", body, status=400)
 
 
 def validate_authorize(config: TikTokSimConfig, params: Mapping[str, str]) -> str | None:
@@ -94,23 +87,10 @@ def validate_authorize(config: TikTokSimConfig, params: Mapping[str, str]) -> st
 def consent_page(
     config: TikTokSimConfig, action: str, params: Mapping[str, str], username: str, error: str = ""
 ) -> HTMLResponse:
-    hidden = "".join(
-        f'<input type="hidden" name="{name}" value="{escape(params.get(name, ""))}">'
-        for name in AUTHORIZE_FIELDS
-    )
-    scopes = "".join(f"<li>{escape(s)}</li>" for s in params["scope"].split(","))
-    body = (
-        f"<h1>{escape(config.app_name)} would like to access your TikTok account</h1>"
-        + (f'<p class="error">{escape(error)}</p>' if error else "")
-        + f"<p>It will be able to:</p><ul>{scopes}</ul>"
-        + f'<form method="post" action="{escape(action)}">'
-        + hidden
-        + '<label>Username <input type="text" name="username" '
-        + f'value="{escape(username)}" maxlength="24"></label><p>'
-        + '<button type="submit" name="action" value="allow">Continue</button>'
-        + '<button type="submit" name="action" value="deny">Cancel</button></p></form>'
-    )
-    return _page("TikTok / Authorize", body, status=400 if error else 200)
+    heading = f"{config.app_name} would like to access your TikTok account"
+    fields = {name: params.get(name, "") for name in AUTHORIZE_FIELDS}
+    scopes = params["scope"].split(",")
+    return shared_consent_page(_CONSENT, heading, action, fields, scopes, username, error)
 
 
 class OAuthRoutes:
@@ -153,7 +133,7 @@ class OAuthRoutes:
                 "error_description": "The user denied the request.",
                 "state": params["state"],
             }
-            return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+            return redirect(params["redirect_uri"], target)
         if action != "allow":
             return _error_page("Choose Continue or Cancel")
         username = str(form.get("username", "")).strip()
@@ -175,7 +155,7 @@ class OAuthRoutes:
             )
         )
         target = {"code": code, "scopes": ",".join(granted), "state": params["state"]}
-        return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+        return redirect(params["redirect_uri"], target)
 
     def _oauth_error(self, code: str, description: str, status: int = 400) -> JSONResponse:
         return oauth_error(code, description, status, as_200=self.config.oauth_errors_http_200)

@@ -8,10 +8,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.common.clock import SimClock
 from sandbox.engagement import Audience, default_audience
 from sandbox.tiktok.config import WINDOW_SECONDS, Faults, TikTokSimConfig, UserKnobs
 from sandbox.tiktok.store import TikTokStore
-from sandbox.x.config import SimClock
 
 
 @dataclass

@@ -9,7 +9,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sandbox.tiktok.db import Database, digest
+from sandbox.common.sqlite import digest
+from sandbox.tiktok.db import Database
 
 
 def _opaque_id(kind: str, *parts: str) -> str:

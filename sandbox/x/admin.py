@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -12,6 +10,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.common.admin import bad, clock_routes, endpoint_fault_routes, json_object, knob_routes
+from sandbox.common.knobs import KnobRules, fits, is_count, is_rate, is_strings
 from sandbox.engagement import Audience, default_audience
 from sandbox.x.api import iso
 from sandbox.x.config import (
@@ -62,56 +62,29 @@ def _upload(media: Media, now: float) -> dict[str, Any]:
     }
 
 
-def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=400)
+def _valid(config: object, key: str, value: Any) -> bool:
+    if key in _RATES:
+        return is_rate(value)
+    if key == "drop_response_mode":
+        return value in ("abort", "503")
+    if key in ("fail_status", "refresh_fail_status"):
+        return value in FAIL_STATUSES
+    if isinstance(config, UserTokens) and key in ("access_token_ttl", "refresh_token_ttl"):
+        return value is None or is_count(value)
+    if key == "client_type":
+        return value in ("confidential", "public")
+    if key == "metrics_key_style":
+        return value in ("retweet", "repost")
+    if key == "redirect_uris":
+        return value is None or is_strings(value)
+    return fits(getattr(config, key), value)
 
 
-async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return _bad("body must be JSON")
-    if not isinstance(body, dict):
-        return _bad("body must be a JSON object")
-    return body
+def _stored(_config: object, key: str, value: Any) -> Any:
+    return tuple(value) if key == "redirect_uris" and value else value
 
 
-def _apply(config: object, body: dict[str, Any], allowed: tuple[str, ...]) -> str | None:
-    """Set the given attributes after checking them; the error message or ``None``."""
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        return f"unknown keys: {', '.join(unknown)}"
-    for key, value in body.items():
-        current = getattr(config, key)
-        if key in _RATES:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
-        elif key == "drop_response_mode":
-            ok = value in ("abort", "503")
-        elif key in ("fail_status", "refresh_fail_status"):
-            ok = value in FAIL_STATUSES
-        elif isinstance(config, UserTokens) and key in ("access_token_ttl", "refresh_token_ttl"):
-            ok = value is None or (
-                isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            )
-        elif key == "client_type":
-            ok = value in ("confidential", "public")
-        elif key == "metrics_key_style":
-            ok = value in ("retweet", "repost")
-        elif key == "redirect_uris":
-            ok = value is None or (
-                isinstance(value, list) and all(isinstance(v, str) for v in value)
-            )
-        elif isinstance(current, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(current, int):
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        else:
-            ok = isinstance(value, type(current))
-        if not ok:
-            return f"invalid value for {key}"
-    for key, value in body.items():
-        setattr(config, key, tuple(value) if key == "redirect_uris" and value else value)
-    return None
+_RULES = KnobRules(_valid, _stored)
 
 
 def build_admin_router(sim: XSim) -> APIRouter:
@@ -138,76 +111,22 @@ def build_admin_router(sim: XSim) -> APIRouter:
             {"data": data, "count": len(data), "duplicates": sim.store.duplicate_groups()}
         )
 
-    @router.get("/faults")
-    async def get_faults() -> Response:
-        return JSONResponse(sim.faults.snapshot())
-
-    @router.post("/faults")
-    async def set_faults(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        error = _apply(config, body, FAULT_KEYS)
-        return _bad(error) if error else JSONResponse(sim.faults.snapshot())
-
-    @router.get("/faults/{endpoint}")
-    async def get_endpoint_faults(endpoint: str) -> Response:
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
-        return JSONResponse(asdict(sim.faults.endpoints.get(endpoint, EndpointFault())))
-
-    @router.post("/faults/{endpoint}")
-    async def set_endpoint_faults(endpoint: str, request: Request) -> Response:
-        if endpoint not in FAULT_ENDPOINTS:
-            return _bad(f"unknown endpoint; one of: {', '.join(FAULT_ENDPOINTS)}")
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        fault = dataclasses.replace(sim.faults.endpoints.get(endpoint, EndpointFault()))
-        error = _apply(fault, body, ENDPOINT_FAULT_KEYS)
-        if error:
-            return _bad(error)
-        sim.faults.endpoints[endpoint] = fault
-        return JSONResponse(asdict(fault))
-
-    @router.delete("/faults/{endpoint}")
-    async def clear_endpoint_faults(endpoint: str) -> Response:
-        sim.faults.endpoints.pop(endpoint, None)
-        return JSONResponse(asdict(EndpointFault()))
-
     @router.get("/media")
     async def media() -> Response:
         now = sim.now()
         data = [_upload(item, now) for item in sim.store.all_media()]
         return JSONResponse({"data": data, "count": len(data)})
 
-    @router.get("/config")
-    async def get_config() -> Response:
-        return JSONResponse(public_config(config))
-
-    @router.post("/config")
-    async def set_config(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        error = _apply(config, body, CONFIG_KEYS)
-        return _bad(error) if error else JSONResponse(public_config(config))
-
-    @router.get("/clock")
-    async def get_clock() -> Response:
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
-
-    @router.post("/clock")
-    async def advance_clock(request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        seconds = body.get("advance_seconds")
-        if set(body) != {"advance_seconds"} or not isinstance(seconds, int | float) or seconds < 0:
-            return _bad('expected {"advance_seconds": <non-negative number>}')
-        sim.clock.advance(float(seconds))
-        return JSONResponse({"now": sim.now(), "offset_seconds": sim.clock.offset})
-
+    router.include_router(knob_routes("/faults", config, FAULT_KEYS, _RULES, sim.faults.snapshot))
+    router.include_router(
+        endpoint_fault_routes(
+            sim.faults, FAULT_ENDPOINTS, EndpointFault, ENDPOINT_FAULT_KEYS, _RULES
+        )
+    )
+    router.include_router(
+        knob_routes("/config", config, CONFIG_KEYS, _RULES, lambda: public_config(config))
+    )
+    router.include_router(clock_routes(sim.clock))
     router.include_router(_user_routes(sim))
     router.include_router(_engagement_routes(sim))
     return router
@@ -241,17 +160,16 @@ def _user_routes(sim: XSim) -> APIRouter:
     async def set_user_tokens(username: str, request: Request) -> Response:
         """Per-user token lifetimes and refresh failures; a user not seen yet is created,
         so its very first tokens can be short-lived."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 15 letters, digits or underscores")
+            return bad("usernames are 1 to 15 letters, digits or underscores")
         user = sim.store.get_or_create_user(username, sim.now())
         with sim.lock:
-            knobs = dataclasses.replace(sim.user_tokens.get(user.id, UserTokens()))
-            error = _apply(knobs, body, USER_TOKEN_KEYS)
-            if error:
-                return _bad(error)
+            knobs = _RULES.edited(sim.user_tokens.get(user.id, UserTokens()), body, USER_TOKEN_KEYS)
+            if isinstance(knobs, str):
+                return bad(knobs)
             sim.user_tokens[user.id] = knobs
         return JSONResponse(user_tokens(user.id))
 
@@ -268,12 +186,12 @@ def _user_routes(sim: XSim) -> APIRouter:
         """Revoke every grant of the user (``{"tokens": "all"}``, the default), or only its
         refresh tokens (``{"tokens": "refresh"}``): access tokens then work until they expire
         and nothing can renew them."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         which = body.get("tokens", "all")
         if set(body) - {"tokens"} or which not in ("all", "refresh"):
-            return _bad('expected {"tokens": "all" | "refresh"}')
+            return bad('expected {"tokens": "all" | "refresh"}')
         user = sim.store.find_user(username)
         if user is None:
             return JSONResponse({"error": "no such user"}, status_code=404)
@@ -336,22 +254,22 @@ def _engagement_routes(sim: XSim) -> APIRouter:
     async def get_audience(username: str) -> Response:
         """The audience set for the user, or the default one its name gives it."""
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 15 letters, digits or underscores")
+            return bad("usernames are 1 to 15 letters, digits or underscores")
         return JSONResponse(audience_body(username))
 
     @router.post("/users/{username}/audience")
     async def set_audience(username: str, request: Request) -> Response:
         """``{"best_hours": [UTC hours], "best_days": [0 = Monday ...], "size": views}``;
         kept in the simulator's file. A user not seen yet is created."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 15 letters, digits or underscores")
+            return bad("usernames are 1 to 15 letters, digits or underscores")
         try:
             audience = Audience.from_json(body)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         user = sim.store.get_or_create_user(username, sim.now())
         sim.store.set_audience(user.id, audience)
         return JSONResponse(audience_body(username))
@@ -369,14 +287,14 @@ def _engagement_routes(sim: XSim) -> APIRouter:
         1000; ``created_at`` defaults to now and may not be in the simulator's future).
         Stored as given: no length or duplicate checks, no rate limit. A user not seen yet
         is created."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, JSONResponse):
             return body
         if not USERNAME_RE.match(username):
-            return _bad("usernames are 1 to 15 letters, digits or underscores")
+            return bad("usernames are 1 to 15 letters, digits or underscores")
         posts = _seed_posts(body, sim.now())
         if isinstance(posts, str):
-            return _bad(posts)
+            return bad(posts)
         user = sim.store.get_or_create_user(username, sim.now())
         seeded = sim.store.seed_tweets(user.id, posts)
         data = [{"id": t.id, "text": t.text, "created_at": iso(t.created_at)} for t in seeded]

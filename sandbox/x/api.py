@@ -15,8 +15,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sandbox.common.faults import DropMode
 from sandbox.x import problems
-from sandbox.x.config import DropMode
 from sandbox.x.db import Media, Tweet
 from sandbox.x.metrics import (
     PRIVATE_METRICS,
@@ -129,9 +129,7 @@ def injected_failure(status: int, headers: dict[str, str]) -> Response:
 
 def lost_response(mode: DropMode, headers: dict[str, str]) -> Response:
     """What the client sees of a write that committed but whose response got lost."""
-    if mode == "503":
-        return Response(status_code=503, headers=headers)
-    return problems.AbortedResponse()
+    return problems.LOST_ANSWER.response(mode, headers)
 
 
 class ApiRoutes:

@@ -1,14 +1,13 @@
-"""Configuration, clock and fault knobs of the X simulator."""
+"""Configuration and fault knobs of the X simulator."""
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-DropMode = Literal["abort", "503"]
+from sandbox.common.admin import public_config as shared_public_config
+from sandbox.common.faults import DropMode, FaultTable
+
 ClientType = Literal["confidential", "public"]
 MetricsKeyStyle = Literal["retweet", "repost"]
 
@@ -109,35 +108,6 @@ CONFIG_KEYS = tuple(
 )
 
 
-class SimClock:
-    """Wall clock plus an offset that tests can advance."""
-
-    def __init__(self) -> None:
-        self._offset = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return time.time() + self._offset
-
-    def set(self, moment: float) -> float:
-        """Make ``now()`` read ``moment`` (a Unix time, past or future) and run on from
-        there: ``kairos sandbox seed-history`` plays weeks past through the simulators."""
-        with self._lock:
-            self._offset = moment - time.time()
-            return self._offset
-
-    def advance(self, seconds: float) -> float:
-        with self._lock:
-            self._offset += seconds
-            return self._offset
-
-    @property
-    def offset(self) -> float:
-        with self._lock:
-            return self._offset
-
-
 @dataclass
 class EndpointFault:
     """Faults aimed at one endpoint, on top of the global ones in ``XSimConfig``.
@@ -172,18 +142,8 @@ class UserTokens:
 USER_TOKEN_KEYS = tuple(f.name for f in fields(UserTokens))
 
 
-@dataclass
-class Faults:
+class Faults(FaultTable[XSimConfig, EndpointFault]):
     """Decides, per request, whether to inject a failure."""
-
-    config: XSimConfig
-    rng: random.Random = field(default_factory=random.Random)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    endpoints: dict[str, EndpointFault] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.config.fault_seed is not None:
-            self.rng.seed(self.config.fault_seed)
 
     def _roll(self, rate: float) -> bool:
         if rate <= 0:
@@ -224,8 +184,4 @@ class Faults:
 
 
 def public_config(config: XSimConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data.pop("client_secret", None)
-    if config.redirect_uris is not None:
-        data["redirect_uris"] = list(config.redirect_uris)
-    return data
+    return shared_public_config(config, "redirect_uris")

@@ -6,14 +6,12 @@ usable credential, yet every token survives a restart of the process.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.common.sqlite import SqliteFile
 from sandbox.x.config import WINDOW_SECONDS
 
 TWITTER_EPOCH_MS = 1288834974657
@@ -107,10 +105,6 @@ CREATE TABLE IF NOT EXISTS rate_windows (
 """
 
 
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Tweet:
     id: str
@@ -192,33 +186,11 @@ class RateDecision:
     reset: int
 
 
-class Database:
+class Database(SqliteFile):
     """Thread-safe access to ``x.sqlite3`` (one connection, one lock, WAL journal)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # -- rate limits ---------------------------------------------------------------------
 

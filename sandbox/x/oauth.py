@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
 from html import escape
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from sandbox.common.consent import ConsentCopy, page, redirect, s256
+from sandbox.common.consent import consent_page as shared_consent_page
 from sandbox.x.api import injected_failure
 from sandbox.x.config import KNOWN_SCOPES, XSimConfig
 from sandbox.x.problems import XJSONResponse, server_error
@@ -35,20 +36,13 @@ BAD_CODE = "Value passed for the authorization code was invalid."
 BAD_TOKEN = "Value passed for the token was invalid."
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
-button{{margin-right:.5rem;padding:.5rem 1.25rem}} .error{{color:#b00020}}</style></head>
-<body><p><small>X sandbox &mdash; not the real X</small></p>{body}</body></html>"""
-
-
-def s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
+_CONSENT = ConsentCopy(
+    brand="X",
+    title="X / Authorize an application",
+    lead="This App will be able to:",
+    allow="Authorize app",
+    max_username=15,
+)
 
 
 def _error_page(message: str) -> HTMLResponse:
@@ -57,13 +51,7 @@ def _error_page(message: str) -> HTMLResponse:
         "<p>You weren&rsquo;t able to give access to the App. Go back and try logging in again.</p>"
         f'<p class="error">{escape(message)}</p>'
     )
-    return _page("X / Error", body, status=400)
-
-
-def _with_query(url: str, params: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return page("X", "X / Error", body, status=400)
 
 
 def _token_error(description: str, status: int = 400, error: str = "invalid_request") -> Response:
@@ -104,23 +92,10 @@ def validate_authorize(config: XSimConfig, params: Mapping[str, str]) -> str | N
 def consent_page(
     config: XSimConfig, action: str, params: Mapping[str, str], username: str, error: str = ""
 ) -> HTMLResponse:
-    hidden = "".join(
-        f'<input type="hidden" name="{name}" value="{escape(params[name])}">'
-        for name in AUTHORIZE_FIELDS
-    )
-    scopes = "".join(f"<li>{escape(s)}</li>" for s in params["scope"].split(" "))
-    body = (
-        f"<h1>Authorize {escape(config.app_name)} to access your X account?</h1>"
-        + (f'<p class="error">{escape(error)}</p>' if error else "")
-        + f"<p>This App will be able to:</p><ul>{scopes}</ul>"
-        + f'<form method="post" action="{escape(action)}">'
-        + hidden
-        + '<label>Username <input type="text" name="username" '
-        + f'value="{escape(username)}" maxlength="15"></label><p>'
-        + '<button type="submit" name="action" value="allow">Authorize app</button>'
-        + '<button type="submit" name="action" value="deny">Cancel</button></p></form>'
-    )
-    return _page("X / Authorize an application", body, status=400 if error else 200)
+    heading = f"Authorize {config.app_name} to access your X account?"
+    fields = {name: params[name] for name in AUTHORIZE_FIELDS}
+    scopes = params["scope"].split(" ")
+    return shared_consent_page(_CONSENT, heading, action, fields, scopes, username, error)
 
 
 class OAuthRoutes:
@@ -159,7 +134,7 @@ class OAuthRoutes:
         action = str(form.get("action", ""))
         if action == "deny":
             target = {"error": "access_denied", "state": params["state"]}
-            return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+            return redirect(params["redirect_uri"], target)
         if action != "allow":
             return _error_page("Choose Authorize app or Cancel")
         username = str(form.get("username", "")).strip()
@@ -179,8 +154,7 @@ class OAuthRoutes:
                 expires_at=now + self.config.code_ttl,
             )
         )
-        target = {"state": params["state"], "code": code}
-        return RedirectResponse(_with_query(params["redirect_uri"], target), status_code=302)
+        return redirect(params["redirect_uri"], {"state": params["state"], "code": code})
 
     def authenticate_client(self, request: Request, form: Mapping[str, str]) -> str | None:
         """The authenticated client id: HTTP Basic, or ``client_id`` for public clients."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse
 
+from sandbox.common.faults import LostAnswer
 from sandbox.x.db import RateDecision
 
 PROBLEMS = "https://api.twitter.com/2/problems/"
@@ -87,22 +87,5 @@ def rate_headers(decision: RateDecision) -> dict[str, str]:
     }
 
 
-class AbortedResponse(Response):
-    """Starts a response, sends part of the body, then lets the server drop the connection:
-    the client sees the connection die mid-response ("accepted, response lost")."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=201)
-
-    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 201,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", b"4096"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"data":', "more_body": True})
+#: A created post whose response dies after its first bytes ("accepted, response lost").
+LOST_ANSWER = LostAnswer(201, b"application/json; charset=utf-8", b'{"data":')

@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.x.config import Faults, SimClock, UserTokens, XSimConfig
+from sandbox.common.clock import SimClock
+from sandbox.x.config import Faults, UserTokens, XSimConfig
 from sandbox.x.store import XStore
 
 

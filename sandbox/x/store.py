@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from sandbox.common.sqlite import digest
 from sandbox.engagement import Audience
-from sandbox.x.db import Database, digest
+from sandbox.x.db import Database
 
 
 def user_id_for(username: str) -> str:
