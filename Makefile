@@ -46,6 +46,7 @@ bench: .venv/.synced tools/s3server/.venv/.synced  ## prints figures; never part
 	$(UV) run python -m bench
 	$(UV) run python -m bench.publishing
 	$(UV) run python -m bench.media
+	$(UV) run python -m bench.analytics
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
