@@ -31,29 +31,6 @@ TIME_STEP = timedelta(minutes=5)
 T = TypeVar("T")
 
 
-class LatestRead(Protocol):
-    """One row of ``engagement_latest`` (``projections/engagement.py``)."""
-
-    @property
-    def account_id(self) -> UUID: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def published_at(self) -> datetime: ...
-    @property
-    def likes(self) -> int | None: ...
-    @property
-    def comments(self) -> int | None: ...
-    @property
-    def shares(self) -> int | None: ...
-    @property
-    def views(self) -> int | None: ...
-    @property
-    def reach(self) -> int | None: ...
-    @property
-    def saves(self) -> int | None: ...
-
-
 class Totals(Protocol):
     @property
     def provider(self) -> str: ...
@@ -69,12 +46,18 @@ class Totals(Protocol):
     def views(self) -> int: ...
 
 
+ScoringRow = tuple[
+    str, str, datetime, int | None, int | None, int | None, int | None, int | None, int | None
+]
+"""(account id, provider, published_at, likes, comments, shares, views, reach, saves)."""
+
+
 class EngagementSource(Protocol):
     def version(self, organization_id: UUID) -> int: ...
 
-    def latest(
+    def scoring_rows(
         self, organization_id: UUID, providers: Sequence[str] | None = None
-    ) -> Sequence[LatestRead]: ...
+    ) -> Sequence[ScoringRow]: ...
 
     def totals(
         self, organization_id: UUID, providers: Sequence[str] | None = None
@@ -213,20 +196,8 @@ class Insights:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]  # type: ignore[return-value]
-        observations = [
-            Observation(
-                account_id=str(row.account_id),
-                provider=row.provider,
-                published_at=row.published_at,
-                likes=row.likes,
-                comments=row.comments,
-                shares=row.shares,
-                views=row.views,
-                reach=row.reach,
-                saves=row.saves,
-            )
-            for row in self._engagement.latest(organization_id, query.providers)
-        ]
+        rows = self._engagement.scoring_rows(organization_id, query.providers)
+        observations = [Observation(*row) for row in rows]
         answer = compute(observations, now)
         with self._lock:
             self._cache[key] = answer

@@ -27,13 +27,16 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL
 
 from domain.post import Post
 from projections.base import ReadModel
 
 _EVENTS = (Post.AccountPublished, Post.AccountMetricsCollected)
+ScoringRow = tuple[
+    str, str, datetime, int | None, int | None, int | None, int | None, int | None, int | None
+]
 _COUNTERS = ("likes", "comments", "shares", "views", "reach", "saves")
 
 
@@ -245,6 +248,26 @@ class EngagementView(ReadModel):
                 params,
             )
             return [LatestEngagement(**row) for row in curs.fetchall()]
+
+    def scoring_rows(
+        self, organization_id: UUID, providers: Sequence[str] | None = None
+    ) -> list[ScoringRow]:
+        """What best-time scoring reads of each post's newest read, as plain tuples:
+        (account id as text, provider, published_at, likes, comments, shares, views, reach,
+        saves). Decoding nothing it does not use keeps a cold answer cheap."""
+        where = "organization_id = %s" + (" AND provider = ANY(%s)" if providers else "")
+        params: list[object] = [organization_id]
+        if providers:
+            params.append(list(providers))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT account_id::text, provider, published_at, "
+                    f"{', '.join(_COUNTERS)} FROM {{0}} WHERE {where}"
+                ).format(self.table("engagement_latest")),
+                params,
+            )
+            return cast(list[ScoringRow], curs.fetchall())
 
     def published(self, organization_id: UUID | None = None) -> list[tuple[UUID, UUID]]:
         """Every published (post, account) pair, oldest first (for a backfill)."""
