@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlsplit
 
@@ -44,6 +45,45 @@ NO_STORE = {"cache-control": "no-store"}
 REDIRECT_MISMATCH = (
     "Error validating verification code. Please make sure your redirect_uri is identical to"
     " the one you used in the OAuth dialog request"
+)
+
+
+@dataclass(frozen=True)
+class _Login:
+    """What differs between the two login paths' consent pages."""
+
+    name: str
+    site: str
+    denied: dict[str, str]
+    fragment: str
+    username_re: re.Pattern[str]
+    username_error: str
+
+
+_INSTAGRAM = _Login(
+    name="instagram",
+    site="Instagram",
+    denied={
+        "error": "access_denied",
+        "error_reason": "user_denied",
+        "error_description": "The user denied your request.",
+    },
+    fragment="_",
+    username_re=IG_USERNAME_RE,
+    username_error="Usernames are 1 to 30 letters, digits, periods or underscores",
+)
+_FACEBOOK = _Login(
+    name="facebook",
+    site="Facebook",
+    denied={
+        "error": "access_denied",
+        "error_code": "200",
+        "error_description": "Permissions error",
+        "error_reason": "user_denied",
+    },
+    fragment="_=_",
+    username_re=FB_USERNAME_RE,
+    username_error="Names are 1 to 23 letters, digits, periods or underscores",
 )
 
 
@@ -152,61 +192,55 @@ class OAuthRoutes:
     async def instagram_consent(self, request: Request) -> Response:
         await self.sim.delay("oauth_token")
         params = await self._params(request, IG_AUTHORIZE_FIELDS)
-        problem = validate_instagram(self.config, params)
-        if problem:
-            return _error_page("Instagram", problem)
-        heading = f"Allow {self.config.app_name} to access your Instagram account?"
-        if request.method == "GET":
-            return consent_page("Instagram", heading, request.url.path, params, "sandbox_user")
-        form = await request.form()
-        state = {"state": params["state"]} if params.get("state") else {}
-        action = str(form.get("action", ""))
-        if action == "deny":
-            denied = {
-                "error": "access_denied",
-                "error_reason": "user_denied",
-                "error_description": "The user denied your request.",
-                **state,
-            }
-            return redirect(params["redirect_uri"], denied, "_")
-        username = str(form.get("username", "")).strip()
-        if action != "allow" or not IG_USERNAME_RE.match(username):
-            error = "Usernames are 1 to 30 letters, digits, periods or underscores"
-            return consent_page("Instagram", heading, request.url.path, params, username, error)
-        account = self.store.get_or_create_account(username, self.sim.now())
-        code = self._code("instagram", params, account.id)
-        # Meta appends "#_" to the redirect; it is not part of the code.
-        return redirect(params["redirect_uri"], {"code": code, **state}, "_")
+        return await self._consent(
+            request,
+            params,
+            validate_instagram(self.config, params),
+            _INSTAGRAM,
+            f"Allow {self.config.app_name} to access your Instagram account?",
+            lambda username: self.store.get_or_create_account(username, self.sim.now()).id,
+        )
 
     async def facebook_consent(self, request: Request, version: str) -> Response:
         await self.sim.delay("oauth_token")
         params = await self._params(request, FB_AUTHORIZE_FIELDS)
         problem = "Unknown API version" if not VERSION_RE.match(version) else None
-        problem = problem or validate_facebook(self.config, params)
+        return await self._consent(
+            request,
+            params,
+            problem or validate_facebook(self.config, params),
+            _FACEBOOK,
+            f"{self.config.app_name} is requesting access to your Pages and Instagram",
+            lambda username: self.store.get_or_create_fb_user(username, self.sim.now()).id,
+        )
+
+    async def _consent(
+        self,
+        request: Request,
+        params: dict[str, str],
+        problem: str | None,
+        login: _Login,
+        heading: str,
+        subject: Callable[[str], str],
+    ) -> Response:
+        """One login path's consent page (GET) and decision (POST)."""
         if problem:
-            return _error_page("Facebook", problem)
-        heading = f"{self.config.app_name} is requesting access to your Pages and Instagram"
+            return _error_page(login.site, problem)
         if request.method == "GET":
-            return consent_page("Facebook", heading, request.url.path, params, "sandbox_user")
+            return consent_page(login.site, heading, request.url.path, params, "sandbox_user")
         form = await request.form()
         state = {"state": params["state"]} if params.get("state") else {}
         action = str(form.get("action", ""))
         if action == "deny":
-            denied = {
-                "error": "access_denied",
-                "error_code": "200",
-                "error_description": "Permissions error",
-                "error_reason": "user_denied",
-                **state,
-            }
-            return redirect(params["redirect_uri"], denied, "_=_")
+            return redirect(params["redirect_uri"], {**login.denied, **state}, login.fragment)
         username = str(form.get("username", "")).strip()
-        if action != "allow" or not FB_USERNAME_RE.match(username):
-            error = "Names are 1 to 23 letters, digits, periods or underscores"
-            return consent_page("Facebook", heading, request.url.path, params, username, error)
-        user = self.store.get_or_create_fb_user(username, self.sim.now())
-        code = self._code("facebook", params, user.id)
-        return redirect(params["redirect_uri"], {"code": code, **state}, "_=_")
+        if action != "allow" or not login.username_re.match(username):
+            return consent_page(
+                login.site, heading, request.url.path, params, username, login.username_error
+            )
+        code = self._code(login.name, params, subject(username))
+        # Meta appends "#_" (Instagram) or "#_=_" (Facebook) to the redirect; not the code.
+        return redirect(params["redirect_uri"], {"code": code, **state}, login.fragment)
 
     def _code(self, login: str, params: Mapping[str, str], subject_id: str) -> str:
         return self.store.create_code(
